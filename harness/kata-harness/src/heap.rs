@@ -1,0 +1,235 @@
+//! Per-thread heap counters: live bytes and peak bytes around a block of code.
+//!
+//! A suite installs [`CountingAllocator`] with [`install_allocator!`](crate::install_allocator).
+//! It forwards every call to the system allocator and adds or subtracts the size in counters
+//! that belong to the **calling thread**. Process-wide counters would be useless here: the test
+//! runner runs tests in parallel, and one test's allocations would land in another's figures.
+//! Per-thread counters are exact for a kata test, because the harness runs each test's body on a
+//! current-thread runtime, on one thread of its own.
+//!
+//! Two things to know when measuring:
+//! - **Warm up first.** The first call of anything may allocate lazily-built statics (tokio's
+//!   timer wheel, thread-locals) that stay alive; run the operation once before measuring.
+//! - Memory allocated on another thread (`spawn_blocking`, `std::thread`) is not counted, and
+//!   memory freed on another thread makes this thread's figure look higher than it is.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::report;
+
+/// A global allocator that counts each thread's live and peak heap bytes.
+///
+/// Install it in a test crate with [`install_allocator!`](crate::install_allocator).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CountingAllocator;
+
+thread_local! {
+    // `const` initialisers and `Cell`: reading them never allocates and registers no destructor,
+    // which is what lets the allocator itself use them.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+/// Set by the first allocation through [`CountingAllocator`], so a suite that forgot to install
+/// it gets told instead of reading zeros.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+fn record(delta: isize) {
+    // `try_with`: during thread teardown the thread-locals may be gone; skip counting then.
+    let _ = LIVE.try_with(|live| {
+        let now = live.get() + delta;
+        live.set(now);
+        let _ = PEAK.try_with(|peak| {
+            if now > peak.get() {
+                peak.set(now);
+            }
+        });
+    });
+}
+
+// SAFETY (the one `unsafe` block of the project, allowed here only): every method forwards its
+// arguments unchanged to `System`, which upholds the `GlobalAlloc` contract; the bookkeeping
+// around each call only touches `Cell`s in thread-locals, never the memory being handed out, and
+// never allocates (so it cannot re-enter the allocator).
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            INSTALLED.store(true, Ordering::Relaxed);
+            record(layout.size() as isize);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            INSTALLED.store(true, Ordering::Relaxed);
+            record(layout.size() as isize);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; `ptr` came from this allocator, i.e. from `System`.
+        unsafe { System.dealloc(ptr, layout) };
+        record(-(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded unchanged; `ptr` came from `System` with `layout`.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            record(new_size as isize - layout.size() as isize);
+        }
+        new
+    }
+}
+
+/// Installs [`CountingAllocator`] as the global allocator of the crate it is written in.
+///
+/// Write it once at the top of a suite: `kata_harness::install_allocator!();`
+#[macro_export]
+macro_rules! install_allocator {
+    () => {
+        #[global_allocator]
+        static KATA_HARNESS_ALLOCATOR: $crate::heap::CountingAllocator =
+            $crate::heap::CountingAllocator;
+    };
+}
+
+/// Whether [`CountingAllocator`] is the global allocator of this process.
+pub fn is_installed() -> bool {
+    // Allocate once, so the answer does not depend on whether anything has allocated yet.
+    drop(std::hint::black_box(Box::new(0_u8)));
+    INSTALLED.load(Ordering::Relaxed)
+}
+
+/// Bytes allocated and not yet freed by this thread (may be negative if it freed memory that
+/// another thread allocated).
+pub fn live_bytes() -> isize {
+    LIVE.with(Cell::get)
+}
+
+/// Heap figures for one measured block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapReport {
+    /// Bytes still allocated at the end that were not at the start (negative: freed more).
+    pub live_delta: isize,
+    /// The highest live figure during the block, above the live figure at its start.
+    pub peak_delta: usize,
+}
+
+/// A measurement in progress; [`HeapScope::finish`] gives the [`HeapReport`]. Scopes nest.
+#[derive(Debug)]
+#[must_use = "call .finish() to read the figures"]
+pub struct HeapScope {
+    start_live: isize,
+    outer_peak: isize,
+}
+
+impl HeapScope {
+    /// Starts measuring on this thread. Panics if the allocator is not installed.
+    #[track_caller]
+    pub fn start() -> Self {
+        if !is_installed() {
+            report::fail(
+                "heap measurement",
+                "kata_harness::heap::CountingAllocator as the global allocator",
+                "the system allocator (every figure would read 0)",
+                "add `kata_harness::install_allocator!();` at the top of the test file",
+            );
+        }
+        let start_live = live_bytes();
+        // Reset the peak to "now" so this scope sees only its own high-water mark; remember the
+        // outer one to restore it.
+        let outer_peak = PEAK.with(|peak| peak.replace(start_live));
+        Self {
+            start_live,
+            outer_peak,
+        }
+    }
+
+    /// The figures so far, without ending the scope.
+    pub fn report(&self) -> HeapReport {
+        let peak = PEAK.with(Cell::get);
+        HeapReport {
+            live_delta: live_bytes() - self.start_live,
+            peak_delta: (peak - self.start_live).max(0) as usize,
+        }
+    }
+
+    /// Ends the scope.
+    pub fn finish(self) -> HeapReport {
+        let report = self.report();
+        // An enclosing scope must still see this block's peak.
+        PEAK.with(|peak| peak.set(peak.get().max(self.outer_peak)));
+        report
+    }
+}
+
+/// Runs `f` and measures its heap use on this thread.
+pub fn measure<T>(f: impl FnOnce() -> T) -> (T, HeapReport) {
+    let scope = HeapScope::start();
+    let out = f();
+    (out, scope.finish())
+}
+
+/// Awaits `future` and measures its heap use on this thread (the runtime's too: on a kata test's
+/// current-thread runtime, that is every task the future spawns).
+pub async fn measure_async<F: Future>(future: F) -> (F::Output, HeapReport) {
+    let scope = HeapScope::start();
+    let out = future.await;
+    (out, scope.finish())
+}
+
+/// Asserts that the block's peak stayed below `limit` bytes above where it started.
+#[track_caller]
+pub fn assert_peak_below(what: &str, report: HeapReport, limit: usize, hint: &str) {
+    if report.peak_delta >= limit {
+        report::fail(
+            &format!("{what}: peak heap too high"),
+            format_args!("below {}", bytes(limit as f64)),
+            format_args!("{} at the peak", bytes(report.peak_delta as f64)),
+            hint,
+        );
+    }
+}
+
+/// Asserts that the block left at most `tolerance` bytes more allocated than it found.
+#[track_caller]
+pub fn assert_live_back(what: &str, report: HeapReport, tolerance: usize, hint: &str) {
+    if report.live_delta > tolerance as isize {
+        report::fail(
+            &format!("{what}: memory not given back"),
+            format_args!(
+                "live heap back to its start (within {})",
+                bytes(tolerance as f64)
+            ),
+            format_args!("{} still allocated", bytes(report.live_delta as f64)),
+            hint,
+        );
+    }
+}
+
+/// A byte count for people: `512 B`, `3.0 KiB`, `12.5 MiB`.
+pub fn bytes(n: f64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n;
+    let mut unit = 0;
+    while value.abs() >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
