@@ -3,7 +3,7 @@
 //! Every kata test is an `async fn` that must run on tokio's paused clock and must never hang the
 //! learner's terminal. Writing that by hand in every test is noise, so this attribute turns
 //!
-//! ```ignore
+//! ```text
 //! #[kata_harness::test]
 //! async fn stage1_ticks() { /* ... */ }
 //! ```

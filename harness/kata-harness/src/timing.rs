@@ -6,7 +6,6 @@
 //! and reports the first difference, so "one tick too many" and "a tick 1 ms late" read
 //! differently.
 
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -76,53 +75,87 @@ pub fn grid(first: Duration, step: Duration, last: Duration) -> Vec<Duration> {
     out
 }
 
+/// A time on a schedule, shown in whole milliseconds when it is one (`0ms`, `1000ms`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct At(pub Duration);
+
+impl std::fmt::Debug for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.subsec_nanos().is_multiple_of(1_000_000) {
+            write!(f, "{}ms", self.0.as_millis())
+        } else {
+            write!(f, "{:?}", self.0)
+        }
+    }
+}
+
+fn at_list(times: &[Duration]) -> String {
+    report::list(&times.iter().copied().map(At).collect::<Vec<_>>())
+}
+
+/// Times in `of` that `other` lacks, counting repeats (a multiset difference).
+fn missing_from(of: &[Duration], other: &[Duration]) -> Vec<Duration> {
+    let mut left = other.to_vec();
+    of.iter()
+        .filter(|time| match left.iter().position(|t| t == *time) {
+            Some(at) => {
+                left.swap_remove(at);
+                false
+            }
+            None => true,
+        })
+        .copied()
+        .collect()
+}
+
 /// Asserts that `actual` are exactly the `expected` times, in order.
 ///
-/// The report names the first difference: a missing event, an extra one, or one that came early
-/// or late and by how much.
+/// The report names the difference: events missing, events extra, or the first event that came
+/// early or late and by how much.
 #[track_caller]
 pub fn assert_schedule(what: &str, actual: &[Duration], expected: &[Duration], hint: &str) {
     if actual == expected {
         return;
     }
-    let mut detail = String::new();
-    match actual.iter().zip(expected).position(|(a, e)| a != e) {
-        Some(i) => {
-            let (a, e) = (actual[i], expected[i]);
-            let (dir, by) = if a < e {
-                ("early", e - a)
-            } else {
-                ("late", a - e)
-            };
-            let _ = write!(
-                detail,
-                "event #{} came at {a:?}, {by:?} {dir} (expected {e:?})",
-                i + 1
-            );
+    let missing = missing_from(expected, actual);
+    let extra = missing_from(actual, expected);
+    let detail = if !missing.is_empty() && extra.is_empty() {
+        format!(
+            "{} event(s) missing, due at {}",
+            missing.len(),
+            at_list(&missing)
+        )
+    } else if missing.is_empty() && !extra.is_empty() {
+        format!("{} extra event(s) at {}", extra.len(), at_list(&extra))
+    } else {
+        // Both (or only the order differs): the first event out of place says the most.
+        let i = actual
+            .iter()
+            .zip(expected)
+            .position(|(a, e)| a != e)
+            .unwrap_or(0);
+        match (actual.get(i), expected.get(i)) {
+            (Some(&a), Some(&e)) => {
+                let (dir, by) = if a < e {
+                    ("early", e - a)
+                } else {
+                    ("late", a - e)
+                };
+                format!(
+                    "event #{} came at {:?}, {:?} {dir} (expected {:?})",
+                    i + 1,
+                    At(a),
+                    At(by),
+                    At(e)
+                )
+            }
+            _ => "the events differ".to_owned(),
         }
-        None if actual.len() > expected.len() => {
-            let extra = &actual[expected.len()..];
-            let _ = write!(
-                detail,
-                "{} extra event(s) at {}",
-                extra.len(),
-                report::list(extra)
-            );
-        }
-        None => {
-            let missing = &expected[actual.len()..];
-            let _ = write!(
-                detail,
-                "{} event(s) missing, due at {}",
-                missing.len(),
-                report::list(missing)
-            );
-        }
-    }
+    };
     report::fail(
         &format!("{what}: wrong schedule ({detail})"),
-        format_args!("{} event(s) at {}", expected.len(), report::list(expected)),
-        format_args!("{} event(s) at {}", actual.len(), report::list(actual)),
+        format_args!("{} event(s) at {}", expected.len(), at_list(expected)),
+        format_args!("{} event(s) at {}", actual.len(), at_list(actual)),
         hint,
     );
 }
@@ -181,9 +214,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "event #1 came at 0ns, 50ms early")]
+    #[should_panic(expected = "event #1 came at 0ms, 50ms early (expected 50ms)")]
     fn an_early_event_is_caught() {
-        assert_schedule("ticks", &[ms(0), ms(50)], &[ms(50), ms(100)], "");
+        assert_schedule("ticks", &[ms(0), ms(50)], &[ms(50), ms(101)], "");
     }
 
     #[test]
@@ -196,6 +229,23 @@ mod tests {
     #[should_panic(expected = "ticks: wrong schedule (1 event(s) missing, due at [100ms])")]
     fn a_missing_event_is_caught() {
         assert_schedule("ticks", &[ms(50)], &[ms(50), ms(100)], "");
+    }
+
+    #[test]
+    #[should_panic(expected = "ticks: wrong schedule (1 event(s) missing, due at [0ms])")]
+    fn a_missing_first_event_is_missing_not_late() {
+        assert_schedule("ticks", &[ms(50), ms(100)], &[ms(0), ms(50), ms(100)], "");
+    }
+
+    #[test]
+    #[should_panic(expected = "event #2 came at 100.5ms, 500µs late (expected 100ms)")]
+    fn sub_millisecond_times_are_shown_exactly() {
+        assert_schedule(
+            "ticks",
+            &[ms(50), Duration::from_micros(100_500)],
+            &[ms(50), ms(100)],
+            "",
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ where
 {
     let started = Instant::now();
     let panic = catch_unwind(AssertUnwindSafe(|| {
-        run_test(TestConfig::new(name).watchdog(LIMIT), body)
+        run_test(TestConfig::new(name).watchdog(LIMIT), body);
     }))
     .expect_err("a hanging test must fail");
     let took = started.elapsed();
@@ -59,6 +59,7 @@ fn a_busy_loop_is_stopped() {
 }
 
 #[test]
+#[allow(clippy::await_holding_lock)] // the bug this test is about
 fn a_std_mutex_held_across_an_await_is_stopped() {
     let (message, took) = hang("std_mutex_deadlock", || async {
         let lock = std::sync::Arc::new(std::sync::Mutex::new(0));

@@ -1,0 +1,63 @@
+//! `kata`: the runner behind the justfile.
+//!
+//! The justfile is the front door (`just`, `just test ticker`, `just verify`); this binary is what
+//! answers, so that the behaviour is tested Rust rather than shell. It never runs a kata's code
+//! itself: it asks cargo to build and run the kata's one suite against the learner's crate (or
+//! the reference), reads libtest's report, and says what it means in a few lines.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cache;
+mod katas;
+mod libtest;
+mod status;
+mod style;
+mod test;
+mod verify;
+
+#[derive(Parser)]
+#[command(name = "kata", about = "Learn async Rust one kata at a time.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the katas, their stages and your progress (the default).
+    Status,
+    /// Run a kata's suite on your code and summarise it by stage.
+    Test {
+        /// The kata to test (default: the first one not solved yet).
+        kata: Option<String>,
+        /// Only the tests whose name contains this, e.g. `stage1`.
+        filter: Option<String>,
+        /// Run the suite on the reference solution instead of your code.
+        #[arg(long)]
+        solution: bool,
+    },
+    /// The stub check: every test must fail on the untouched stub and pass on the solution.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Status) {
+        Command::Status => status::run(),
+        Command::Test {
+            kata,
+            filter,
+            solution,
+        } => test::run(kata.as_deref(), filter.as_deref(), solution),
+        Command::Verify => verify::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("{} {error:#}", style::red("error:"));
+            ExitCode::FAILURE
+        }
+    }
+}

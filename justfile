@@ -1,0 +1,41 @@
+# async-katas: learn async Rust with tokio, one kata at a time.
+# `just` shows the katas and your progress; `just --list` shows every command.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+runner := "cargo run --quiet --package kata --"
+
+# List the katas, their stages and your progress
+default:
+    @{{ runner }} status
+
+# Run a kata's tests on your code (default: the next unsolved kata), e.g. `just test ticker stage1`
+test kata="" stage="":
+    @{{ runner }} test {{ kata }} {{ stage }}
+
+# Run a kata's tests on the reference solution
+solution kata stage="":
+    @{{ runner }} test --solution {{ kata }} {{ stage }}
+
+# The stub check: every test fails on the untouched stub and passes on the solution
+verify:
+    @{{ runner }} verify
+
+# Everything CI checks: formatting, lints, the harness's own tests, the solutions, the stub check
+ci: fmt-check clippy test-harness test-solutions verify
+
+# Formatting, checked (run `cargo fmt --all` to fix)
+fmt-check:
+    cargo fmt --all -- --check
+
+# Lints on every crate and target, warnings as errors
+clippy:
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The harness, the event emitter and the runner test themselves
+test-harness:
+    cargo test --locked --package kata-harness --package kata-harness-macros --package kata-emitter --package kata
+
+# Every kata's suite on its reference solution
+test-solutions:
+    cargo test --locked $(for dir in solutions/*/; do printf -- '--package %s-solution ' "$(basename "$dir")"; done)
