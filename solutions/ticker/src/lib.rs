@@ -125,7 +125,7 @@ impl Ticker {
             sleep_until(next).await;
             if let Some(clock) = &mut self.clock {
                 let timestamp = clock();
-                if timestamp % 5 == 0 {
+                if timestamp.is_multiple_of(5) {
                     let error = TickerError {
                         timestamp,
                         ticks: count,
