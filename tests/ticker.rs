@@ -215,8 +215,8 @@ async fn stage1_does_not_block_the_executor() {
         "ticker(300 ms)",
         report,
         ms(20),
-        "wait with tokio::time::sleep or sleep_until, never std::thread::sleep: a blocked thread \
-         stops every other task (and the paused clock)",
+        "wait with tokio::time::sleep or sleep_until, never a blocking sleep from std::thread: \
+         a blocked thread stops every other task (and the paused clock)",
     );
     check_eq("on_done's result", run.result, Ok(6), STAGE1);
 }

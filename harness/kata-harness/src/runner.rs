@@ -15,6 +15,7 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -26,6 +27,13 @@ use crate::completion::alive_tasks;
 const DEFAULT_WATCHDOG: Duration = Duration::from_secs(5);
 /// The default virtual-time limit: far beyond any kata's schedule, and free to reach.
 const DEFAULT_VIRTUAL_LIMIT: Duration = Duration::from_secs(3600);
+/// The watchdog limit for the rest of a run once one test has hung. A hang in the learner's code
+/// usually hangs every test, and the abandoned threads keep spinning: waiting the full limit for
+/// each would turn one mistake into a minute of silence.
+const AFTER_A_HANG: Duration = Duration::from_secs(1);
+
+/// Set when the watchdog has stopped a test in this process.
+static HUNG: AtomicBool = AtomicBool::new(false);
 
 /// How one test runs. Built by `#[kata_harness::test]`; build it by hand only for odd cases.
 #[derive(Debug, Clone)]
@@ -120,7 +128,13 @@ where
         })
         .expect("kata-harness: cannot start the test thread");
 
-    match outcome.recv_timeout(config.watchdog) {
+    let already_hung = HUNG.load(Ordering::Relaxed);
+    let watchdog = if already_hung {
+        config.watchdog.min(AFTER_A_HANG)
+    } else {
+        config.watchdog
+    };
+    match outcome.recv_timeout(watchdog) {
         Ok(Outcome::Finished) => {}
         Ok(Outcome::Panicked(payload)) => resume_unwind(payload),
         Ok(Outcome::VirtualTimeout { alive }) => panic!(
@@ -139,19 +153,25 @@ where
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             panic!("{}: the test thread ended without a result", config.name)
         }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-            "{}",
-            crate::report::format(
-                &format!("{}: stopped by the watchdog", config.name),
-                format_args!(
-                    "the test to finish within {:?} of real time",
-                    config.watchdog
-                ),
-                format_args!("still running after {:.1?}", started.elapsed()),
-                "the code never gave control back to tokio, so not even the paused clock could \
-                 move: a loop with no .await in it, std::thread::sleep, a std::sync::Mutex locked \
-                 twice, a spawn_blocking job that never returns, or tasks that only yield_now()",
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            HUNG.store(true, Ordering::Relaxed);
+            let shortened = if already_hung {
+                " (shortened: an earlier test already hung)"
+            } else {
+                ""
+            };
+            panic!(
+                "{}",
+                crate::report::format(
+                    &format!("{}: stopped by the watchdog", config.name),
+                    format_args!("the test to finish within {watchdog:?} of real time{shortened}"),
+                    format_args!("still running after {:.1?}", started.elapsed()),
+                    "the code never gave control back to tokio, so not even the paused clock \
+                     could move: a loop with no .await in it, std::thread::sleep, a \
+                     std::sync::Mutex locked twice, a spawn_blocking job that never returns, or \
+                     tasks that only yield_now()",
+                )
             )
-        ),
+        }
     }
 }

@@ -124,17 +124,27 @@ fn print_summary(kata: &Kata, outcomes: &Outcomes) -> Result<()> {
 /// The first failing test: its message as the harness wrote it, and where to go next.
 fn print_failure(kata: &Kata, name: &str, outcome: &TestOutcome, solution: bool) {
     let stage = stage_of(name);
-    let location = outcome.location.as_deref().unwrap_or("?");
+    // A location inside the harness (the watchdog) says nothing to a learner; the message names
+    // the test instead.
+    let location = outcome
+        .location
+        .as_deref()
+        .filter(|at| !at.starts_with("harness/"));
     println!("\n{} {}", style::red("✗"), style::bold(name));
     let message = outcome.message.as_deref().unwrap_or("(no message)");
     if let Some(rest) = message.strip_prefix("not yet implemented") {
         let what = rest.trim_start_matches(':').trim();
-        println!("  not started: the code at {location} is still todo!()");
+        println!(
+            "  not started: the code at {} is still todo!()",
+            location.unwrap_or("?")
+        );
         if !what.is_empty() {
             println!("  ({what})");
         }
     } else {
-        println!("  {}", style::dim(&format!("at {location}")));
+        if let Some(location) = location {
+            println!("  {}", style::dim(&format!("at {location}")));
+        }
         for line in message.lines() {
             println!("  {line}");
         }
