@@ -214,7 +214,7 @@ async fn stage1_does_not_block_the_executor() {
     blocking::assert_not_blocked(
         "ticker(300 ms)",
         report,
-        ms(20),
+        ms(40),
         "wait with tokio::time::sleep or sleep_until, never a blocking sleep from std::thread: \
          a blocked thread stops every other task (and the paused clock)",
     );
