@@ -1,0 +1,247 @@
+//! # Work queue: reference solution
+//!
+//! A [`WorkQueue`] runs jobs on a **fixed pool of worker tasks** that pull from one shared queue:
+//! the producer/consumer pattern. The number of workers *is* the concurrency limit, so there is
+//! no semaphore to forget and no task per job: pushing 100,000 jobs costs 100,000 queue entries,
+//! not 100,000 tasks.
+//!
+//! Three decisions shape the code:
+//!
+//! - **Every job is wrapped before it is queued.** The wrapper catches a panic, sends the result
+//!   to the job's [`JobHandle`] (if anyone still holds it) and keeps the unfinished count. The
+//!   workers then only ever see futures that cannot fail, so a worker can never be killed by
+//!   the work it runs.
+//! - **The queue owns its workers** in a [`JoinSet`]: dropping the queue aborts them, so a
+//!   forgotten queue cannot leak tasks that wait forever.
+//! - **`join` counts jobs, not workers**: a [`watch`] channel holds the number of unfinished
+//!   jobs, and `join` waits until it reads zero.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::FutureExt;
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+/// A job as the workers see it: boxed, so jobs of any type share one queue, and already wrapped
+/// so it never panics and returns nothing.
+type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Why a [`WorkQueue`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkQueueError {
+    /// No workers means no job would ever run: every `join` would wait forever.
+    #[error("a work queue needs at least one worker: concurrency must be 1 or more, got 0")]
+    ZeroConcurrency,
+}
+
+/// Why a job's [`JobHandle`] has no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// The job panicked; its worker caught the panic and carried on.
+    #[error("the job panicked: {message}")]
+    Panicked {
+        /// The panic's message (`panic!("...")`'s text).
+        message: String,
+    },
+    /// The job never finished: its queue was dropped first.
+    #[error("the job was cancelled: its work queue was dropped before it finished")]
+    Cancelled,
+}
+
+/// A fixed pool of workers running pushed jobs, at most `concurrency` at a time, in push order.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), work_queue::WorkQueueError> {
+/// let queue = work_queue::WorkQueue::new(3)?;
+/// queue.push(async { println!("fire and forget") });
+/// let answer = queue.submit(async { 6 * 7 });
+/// queue.join().await;
+/// assert_eq!(answer.await, Ok(42));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct WorkQueue {
+    jobs: mpsc::UnboundedSender<Job>,
+    unfinished: watch::Sender<usize>,
+    concurrency: usize,
+    /// Never read: it is here to be dropped. Dropping a `JoinSet` aborts its tasks, which is what
+    /// stops the workers when the queue goes away.
+    _workers: JoinSet<()>,
+}
+
+impl WorkQueue {
+    /// Starts `concurrency` workers. Call it inside a tokio runtime (it spawns them).
+    pub fn new(concurrency: usize) -> Result<Self, WorkQueueError> {
+        if concurrency == 0 {
+            return Err(WorkQueueError::ZeroConcurrency);
+        }
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        // One receiver, many workers: the mutex lets them take turns waiting for the next job.
+        let receiver = Arc::new(Mutex::new(receiver));
+        let mut workers = JoinSet::new();
+        for _ in 0..concurrency {
+            workers.spawn(work(receiver.clone()));
+        }
+        Ok(Self {
+            jobs,
+            unfinished: watch::Sender::new(0),
+            concurrency,
+            _workers: workers,
+        })
+    }
+
+    /// The number of workers, which is the most jobs that ever run at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Queues `job` and forgets it: nobody gets its result. A panic in it is caught (the worker
+    /// survives) and printed by the panic hook.
+    pub fn push<F>(&self, job: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        // A fire-and-forget job is a submitted job whose handle nobody keeps.
+        drop(self.submit(job));
+    }
+
+    /// Queues `job` and returns a handle to its result. Dropping the handle discards the result;
+    /// the job still runs.
+    ///
+    /// `Send + 'static`: the job moves to a worker task, which may run on another thread and
+    /// outlive the caller's stack frame, so it can neither borrow from the caller nor hold
+    /// anything that must stay on one thread.
+    pub fn submit<F>(&self, job: F) -> JobHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (result_tx, result_rx) = oneshot::channel();
+        // Counted from now until the wrapper below finishes *or is dropped*, so a job that never
+        // runs (its queue was dropped) cannot leave `join` waiting.
+        let unfinished = Unfinished::new(&self.unfinished);
+        let wrapped =
+            async move {
+                let result = AssertUnwindSafe(job).catch_unwind().await.map_err(|panic| {
+                    JobError::Panicked {
+                        message: panic_message(&*panic),
+                    }
+                });
+                // The handle may be gone: then the result is simply discarded.
+                let _ = result_tx.send(result);
+                drop(unfinished);
+            };
+        // Sending fails only if every worker is gone, which cannot happen while `self` lives;
+        // even then the job is dropped, its handle says `Cancelled`, and the count is released.
+        let _ = self.jobs.send(Box::pin(wrapped));
+        JobHandle { result: result_rx }
+    }
+
+    /// Waits until every job pushed or submitted so far has finished (or panicked). The queue
+    /// stays usable: push more and `join` again.
+    pub async fn join(&self) {
+        let mut unfinished = self.unfinished.subscribe();
+        // `wait_for` fails only when the sender is dropped, and `self` holds it.
+        let _ = unfinished.wait_for(|&count| count == 0).await;
+    }
+}
+
+/// One worker: take the next job, run it to completion, repeat until the queue is gone.
+async fn work(jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
+    loop {
+        // The lock guard is a temporary of this statement, so it is released *before* the job
+        // runs: holding it during the job would let one worker at a time make progress.
+        let next = jobs.lock().await.recv().await;
+        match next {
+            Some(job) => job.await,
+            None => return,
+        }
+    }
+}
+
+/// The result of one submitted job: `.await` it for `Ok(output)` or the reason there is none.
+#[derive(Debug)]
+pub struct JobHandle<T> {
+    result: oneshot::Receiver<Result<T, JobError>>,
+}
+
+impl<T> Future for JobHandle<T> {
+    type Output = Result<T, JobError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The sender is dropped unsent only when the job itself was dropped unfinished.
+        Pin::new(&mut self.result)
+            .poll(cx)
+            .map(|received| received.unwrap_or(Err(JobError::Cancelled)))
+    }
+}
+
+/// A job counted as unfinished; the count goes down when this guard drops, however the job ends.
+struct Unfinished(watch::Sender<usize>);
+
+impl Unfinished {
+    fn new(count: &watch::Sender<usize>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+/// The text of a panic: `panic!("literal")` carries a `&str`, `panic!("{x}")` a `String`.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// Numbers sorted by parity, each list in input order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parity {
+    /// The even numbers.
+    pub evens: Vec<u64>,
+    /// The odd numbers.
+    pub odds: Vec<u64>,
+}
+
+/// Classifies `numbers` into evens and odds, each number one job on a queue of `concurrency`
+/// workers.
+pub async fn classify(
+    numbers: impl IntoIterator<Item = u64>,
+    concurrency: usize,
+) -> Result<Parity, WorkQueueError> {
+    let queue = WorkQueue::new(concurrency)?;
+    // Handles are awaited in submission order, so the output keeps the input's order however
+    // the workers interleave: no shared vector, no sorting afterwards.
+    let handles: Vec<_> = numbers
+        .into_iter()
+        .map(|n| queue.submit(async move { (n, n % 2 == 0) }))
+        .collect();
+    let mut parity = Parity::default();
+    for handle in handles {
+        // These jobs cannot panic and `queue` outlives them, so every handle holds a result.
+        let Ok((n, even)) = handle.await else {
+            unreachable!("a parity job cannot fail");
+        };
+        if even {
+            parity.evens.push(n);
+        } else {
+            parity.odds.push(n);
+        }
+    }
+    Ok(parity)
+}
