@@ -131,6 +131,21 @@ impl ConcurrencyProbe {
         out
     }
 
+    /// The in-flight count at every instant something changed, with changes at one instant folded
+    /// to where they ended: `[(0ms, 4), (10ms, 3), (40ms, 1)]`. Unlike [`levels`](Self::levels),
+    /// an instant where the count went down and up again (one job ends, the next starts) is kept,
+    /// so a suite can assert how a limit was followed over time.
+    pub fn levels_over_time(&self) -> Vec<(Duration, usize)> {
+        let mut out: Vec<(Duration, usize)> = Vec::new();
+        for (at, level) in self.history() {
+            match out.last_mut() {
+                Some(last) if last.0 == at => last.1 = level,
+                _ => out.push((at, level)),
+            }
+        }
+        out
+    }
+
     /// Asserts that at most `limit` jobs ever ran at once.
     #[track_caller]
     pub fn assert_never_above(&self, limit: usize, what: &str, hint: &str) {
@@ -263,5 +278,22 @@ mod tests {
             vec![(ms(0), 1), (ms(10), 2), (ms(20), 1), (ms(20), 0)]
         );
         assert_eq!(probe.levels(), vec![1, 2, 0]);
+    }
+
+    #[crate::test]
+    async fn levels_over_time_keep_a_handover_at_one_instant() {
+        let probe = ConcurrencyProbe::new();
+        let first = probe.enter();
+        tokio::time::sleep(ms(10)).await;
+        // One job ends and the next starts at the same instant: the level stays 1.
+        drop(first);
+        let second = probe.enter();
+        tokio::time::sleep(ms(10)).await;
+        drop(second);
+        assert_eq!(
+            probe.levels_over_time(),
+            vec![(ms(0), 1), (ms(10), 1), (ms(20), 0)]
+        );
+        assert_eq!(probe.levels(), vec![1, 0]);
     }
 }
