@@ -383,7 +383,7 @@ async fn stage3_runs_at_most_concurrency_jobs_in_call_order() {
         (0..5).map(|i| format!("start {i}")).collect(),
         "slots go to waiting runs first come, first served (stage 3)",
     );
-    let starts: Vec<Duration> = timeline.events().iter().map(|(at, _)| *at).collect();
+    let starts = timeline.instants();
     assert_schedule(
         "job start times on 2 slots",
         &starts,

@@ -198,7 +198,7 @@ async fn stage1_jobs_start_in_call_order() {
         "the oldest waiting job gets the next free slot: first called, first started. Spawned \
          tasks are not guaranteed to run in spawn order, so keep your own queue (stage 1)",
     );
-    let starts: Vec<Duration> = timeline.events().iter().map(|(at, _)| *at).collect();
+    let starts = timeline.instants();
     assert_schedule(
         "start times with a limit of 2",
         &starts,
@@ -472,7 +472,7 @@ async fn stage1_lowering_the_limit_lets_running_work_drain() {
         "running jobs drain (4, 3, 2, 1) and the next job starts only when fewer than the new \
          limit run: at 40 ms, when the last of the four ends (stage 1)",
     );
-    let starts: Vec<Duration> = timeline.events().iter().map(|(at, _)| *at).collect();
+    let starts = timeline.instants();
     assert_schedule(
         "start times",
         &starts,
@@ -666,11 +666,7 @@ async fn stage2_cancelling_a_waiting_job_removes_it_from_the_queue() {
     );
     assert_schedule(
         "start times",
-        &timeline
-            .events()
-            .iter()
-            .map(|(at, _)| *at)
-            .collect::<Vec<_>>(),
+        &timeline.instants(),
         &[ms(0), ms(100)],
         STAGE2,
     );
@@ -725,11 +721,7 @@ async fn stage2_a_cancelled_running_job_frees_its_slot(#[case] abort: bool) {
     outcome(next, STAGE2).await.ok();
     assert_schedule(
         "start times",
-        &timeline
-            .events()
-            .iter()
-            .map(|(at, _)| *at)
-            .collect::<Vec<_>>(),
+        &timeline.instants(),
         &[ms(0), ms(100)],
         "the next job starts when the running one is cancelled, not 10 s later (stage 2)",
     );
@@ -773,11 +765,7 @@ async fn stage2_individual_results_with_deterministic_delays() {
     );
     assert_schedule(
         "finish times",
-        &timeline
-            .events()
-            .iter()
-            .map(|(at, _)| *at)
-            .collect::<Vec<_>>(),
+        &timeline.instants(),
         &[500, 900, 1200, 1600, 2000, 2200, 2300, 3300].map(ms),
         STAGE2,
     );

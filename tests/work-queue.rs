@@ -153,7 +153,7 @@ async fn stage1_jobs_start_in_push_order() {
         (0..5).map(|i| format!("start {i}")).collect(),
         "workers take jobs from the front of one queue: first pushed, first started (stage 1)",
     );
-    let starts: Vec<Duration> = timeline.events().iter().map(|(at, _)| *at).collect();
+    let starts = timeline.instants();
     // 2 workers: jobs 0 and 1 at once; job 2 when job 1 ends (10 ms); jobs 3 and 4 when jobs 0
     // and 2 both end (30 ms).
     assert_schedule(

@@ -53,6 +53,11 @@ impl Timeline {
         self.events().into_iter().map(|(_, label)| label).collect()
     }
 
+    /// The time of every event so far, in order, whatever its label.
+    pub fn instants(&self) -> Vec<Duration> {
+        self.events().into_iter().map(|(at, _)| at).collect()
+    }
+
     /// The times at which `label` was recorded, in order.
     pub fn times(&self, label: &str) -> Vec<Duration> {
         self.events()
