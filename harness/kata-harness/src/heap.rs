@@ -1,36 +1,82 @@
-//! Per-thread heap counters: live bytes and peak bytes around a block of code.
+//! Heap counters per test: live bytes and peak bytes around a block of code.
 //!
 //! A suite installs [`CountingAllocator`] with [`install_allocator!`](crate::install_allocator).
-//! It forwards every call to the system allocator and adds or subtracts the size in counters
-//! that belong to the **calling thread**. Process-wide counters would be useless here: the test
-//! runner runs tests in parallel, and one test's allocations would land in another's figures.
-//! Per-thread counters are exact for a kata test, because the harness runs each test's body on a
-//! current-thread runtime, on one thread of its own.
+//! It forwards every call to the system allocator and adds or subtracts the size in an
+//! **account**. Process-wide counters would be useless here: the test runner runs tests in
+//! parallel, and one test's allocations would land in another's figures. So each thread counts
+//! in its own account, except the threads of a kata test: the harness opens one account per test
+//! and joins to it the test's thread *and* its runtime's blocking pool, where `tokio::fs` and
+//! `spawn_blocking` do their work. A file read whole by `tokio::fs::read` is counted like one
+//! read on the test's own thread.
 //!
 //! Two things to know when measuring:
 //! - **Warm up first.** The first call of anything may allocate lazily-built statics (tokio's
 //!   timer wheel, thread-locals) that stay alive; run the operation once before measuring.
-//! - Memory allocated on another thread (`spawn_blocking`, `std::thread`) is not counted, and
-//!   memory freed on another thread makes this thread's figure look higher than it is.
+//! - Memory allocated on a thread outside the test's runtime (`std::thread::spawn`) is not
+//!   counted, and memory such a thread frees makes the figure look higher than it is.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use crate::report;
 
-/// A global allocator that counts each thread's live and peak heap bytes.
+/// A global allocator that counts live and peak heap bytes per account (see the module docs).
 ///
 /// Install it in a test crate with [`install_allocator!`](crate::install_allocator).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CountingAllocator;
 
+/// Live and peak bytes of one thread, or of every thread joined to one test.
+#[derive(Debug)]
+pub struct Account {
+    live: AtomicIsize,
+    peak: AtomicIsize,
+}
+
+impl Account {
+    const fn new() -> Self {
+        Self {
+            live: AtomicIsize::new(0),
+            peak: AtomicIsize::new(0),
+        }
+    }
+
+    /// A new account for one test. It is leaked (16 bytes per test): threads of the test's
+    /// blocking pool may outlive the test's own thread for a moment, and a `'static` account is
+    /// what lets the allocator reach it without reference counting.
+    pub fn open() -> &'static Self {
+        Box::leak(Box::new(Self::new()))
+    }
+
+    fn record(&self, delta: isize) {
+        let now = self.live.fetch_add(delta, Ordering::Relaxed) + delta;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
 thread_local! {
-    // `const` initialisers and `Cell`: reading them never allocates and registers no destructor,
-    // which is what lets the allocator itself use them.
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
+    // `const` initialisers of plain atomics and `Cell`s: reading them never allocates and
+    // registers no destructor, which is what lets the allocator itself use them.
+    static OWN: Account = const { Account::new() };
+    static JOINED: Cell<Option<&'static Account>> = const { Cell::new(None) };
+}
+
+/// Makes the calling thread count in `account` from now on (the harness calls it on a test's
+/// thread and on its runtime's blocking threads).
+pub fn join(account: &'static Account) {
+    JOINED.with(|joined| joined.set(Some(account)));
+}
+
+/// Runs `f` on the calling thread's account. `None` during thread teardown, when the
+/// thread-locals may be gone: nothing is counted then.
+fn with_account<R>(f: impl FnOnce(&Account) -> R) -> Option<R> {
+    match JOINED.try_with(Cell::get) {
+        Ok(Some(account)) => Some(f(account)),
+        Ok(None) => OWN.try_with(f).ok(),
+        Err(_) => None,
+    }
 }
 
 /// Set by the first allocation through [`CountingAllocator`], so a suite that forgot to install
@@ -38,22 +84,13 @@ thread_local! {
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 fn record(delta: isize) {
-    // `try_with`: during thread teardown the thread-locals may be gone; skip counting then.
-    let _ = LIVE.try_with(|live| {
-        let now = live.get() + delta;
-        live.set(now);
-        let _ = PEAK.try_with(|peak| {
-            if now > peak.get() {
-                peak.set(now);
-            }
-        });
-    });
+    with_account(|account| account.record(delta));
 }
 
 // SAFETY (the one `unsafe` block of the project, allowed here only): every method forwards its
 // arguments unchanged to `System`, which upholds the `GlobalAlloc` contract; the bookkeeping
-// around each call only touches `Cell`s in thread-locals, never the memory being handed out, and
-// never allocates (so it cannot re-enter the allocator).
+// around each call only touches atomics and `Cell`s in thread-locals or leaked accounts, never
+// the memory being handed out, and never allocates (so it cannot re-enter the allocator).
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -111,10 +148,18 @@ pub fn is_installed() -> bool {
     INSTALLED.load(Ordering::Relaxed)
 }
 
-/// Bytes allocated and not yet freed by this thread (may be negative if it freed memory that
-/// another thread allocated).
+/// Bytes allocated and not yet freed in this thread's account (may be negative if it freed
+/// memory that a thread outside the account allocated).
 pub fn live_bytes() -> isize {
-    LIVE.with(Cell::get)
+    with_account(|account| account.live.load(Ordering::Relaxed)).unwrap_or(0)
+}
+
+fn peak_bytes() -> isize {
+    with_account(|account| account.peak.load(Ordering::Relaxed)).unwrap_or(0)
+}
+
+fn set_peak(value: isize) -> isize {
+    with_account(|account| account.peak.swap(value, Ordering::Relaxed)).unwrap_or(0)
 }
 
 /// Heap figures for one measured block.
@@ -135,7 +180,7 @@ pub struct HeapScope {
 }
 
 impl HeapScope {
-    /// Starts measuring on this thread. Panics if the allocator is not installed.
+    /// Starts measuring on this thread's account. Panics if the allocator is not installed.
     #[track_caller]
     pub fn start() -> Self {
         if !is_installed() {
@@ -149,7 +194,7 @@ impl HeapScope {
         let start_live = live_bytes();
         // Reset the peak to "now" so this scope sees only its own high-water mark; remember the
         // outer one to restore it.
-        let outer_peak = PEAK.with(|peak| peak.replace(start_live));
+        let outer_peak = set_peak(start_live);
         Self {
             start_live,
             outer_peak,
@@ -158,7 +203,7 @@ impl HeapScope {
 
     /// The figures so far, without ending the scope.
     pub fn report(&self) -> HeapReport {
-        let peak = PEAK.with(Cell::get);
+        let peak = peak_bytes();
         HeapReport {
             live_delta: live_bytes() - self.start_live,
             peak_delta: (peak - self.start_live).max(0) as usize,
@@ -169,20 +214,20 @@ impl HeapScope {
     pub fn finish(self) -> HeapReport {
         let report = self.report();
         // An enclosing scope must still see this block's peak.
-        PEAK.with(|peak| peak.set(peak.get().max(self.outer_peak)));
+        set_peak(peak_bytes().max(self.outer_peak));
         report
     }
 }
 
-/// Runs `f` and measures its heap use on this thread.
+/// Runs `f` and measures its heap use on this thread's account.
 pub fn measure<T>(f: impl FnOnce() -> T) -> (T, HeapReport) {
     let scope = HeapScope::start();
     let out = f();
     (out, scope.finish())
 }
 
-/// Awaits `future` and measures its heap use on this thread (the runtime's too: on a kata test's
-/// current-thread runtime, that is every task the future spawns).
+/// Awaits `future` and measures its heap use on this thread's account: in a kata test, every
+/// task the future spawns and every `spawn_blocking` / `tokio::fs` call it makes.
 pub async fn measure_async<F: Future>(future: F) -> (F::Output, HeapReport) {
     let scope = HeapScope::start();
     let out = future.await;

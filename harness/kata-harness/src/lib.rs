@@ -11,7 +11,8 @@
 //! - [`timing`]: record virtual timestamps and assert a schedule or an elapsed time exactly.
 //! - [`completion`]: "completes within" and "deadlocks" checks that say how many tasks are alive.
 //! - [`probe`]: a concurrency probe (never above the limit, and the limit is reached).
-//! - [`heap`], [`leaks`]: per-thread heap counters, drop probes, task and listener baselines, RSS.
+//! - [`heap`], [`leaks`]: per-test heap counters (blocking pool included), drop probes, task and
+//!   listener baselines, RSS.
 //! - [`blocking`]: a real-time heartbeat that catches code blocking the executor.
 //!
 //! Every failing check panics with the same shape of message: what was checked, what was

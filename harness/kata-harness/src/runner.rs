@@ -105,9 +105,14 @@ where
     thread::Builder::new()
         .name(config.name.to_owned())
         .spawn(move || {
+            // One heap account for the test's thread and its runtime's blocking pool, so
+            // `tokio::fs` and `spawn_blocking` allocations count as the test's own.
+            let account = crate::heap::Account::open();
+            crate::heap::join(account);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .start_paused(paused)
+                .on_thread_start(move || crate::heap::join(account))
                 .build()
                 .expect("kata-harness: cannot build a tokio runtime");
             let result = catch_unwind(AssertUnwindSafe(|| {

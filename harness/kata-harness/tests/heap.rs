@@ -89,3 +89,31 @@ async fn async_code_on_the_test_runtime_is_counted() {
         "{report:?}"
     );
 }
+
+#[kata_harness::test]
+async fn allocations_on_the_blocking_pool_are_counted() {
+    // Warm up: the first blocking call starts the pool's thread.
+    tokio::task::spawn_blocking(|| ()).await.unwrap();
+    let (kept, report) = heap::measure_async(async {
+        tokio::task::spawn_blocking(|| vec![1_u8; 1 << 20])
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(kept.len(), 1 << 20);
+    assert!(report.live_delta >= 1 << 20, "{report:?}");
+    assert!(report.peak_delta >= 1 << 20, "{report:?}");
+}
+
+#[kata_harness::test]
+async fn a_whole_file_read_by_tokio_fs_is_counted() {
+    // The lesson the file katas need: `tokio::fs::read` allocates the whole file on a blocking
+    // thread, and a per-test figure must still see it.
+    let path = std::env::temp_dir().join(format!("kata-harness-heap-{}", std::process::id()));
+    std::fs::write(&path, vec![b'x'; 2 << 20]).unwrap();
+    tokio::fs::read(&path).await.unwrap();
+    let (contents, report) = heap::measure_async(tokio::fs::read(&path)).await;
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(contents.unwrap().len(), 2 << 20);
+    assert!(report.peak_delta >= 2 << 20, "{report:?}");
+}
