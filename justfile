@@ -17,6 +17,10 @@ test kata="" stage="":
 solution kata stage="":
     @{{ runner }} test --solution {{ kata }} {{ stage }}
 
+# Run a kata's profiling demo, e.g. `just profile memory-leak-listener` (RSS of a leak, plotted)
+profile kata *args:
+    cargo run --release --package {{ kata }}-solution --bin profile -- {{ args }}
+
 # The stub check: every test fails on the untouched stub and passes on the solution
 verify:
     @{{ runner }} verify
