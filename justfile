@@ -21,6 +21,15 @@ solution kata stage="":
 profile kata *args:
     cargo run --release --package {{ kata }}-solution --bin profile -- {{ args }}
 
+# Benchmarks of the reference solutions against their peers, written to BENCHMARKS.md (release; minutes)
+bench:
+    benches/bench.sh
+
+# The I/O katas against cat and gzip on files of `size` MiB made in `dir` (release; not in ci)
+bench-io size="256" dir="target/bench-io":
+    cargo run --quiet --release --locked --package concat-files-solution --bin bench -- --dir {{ dir }}/concat-files --size-mib {{ size }}
+    cargo run --quiet --release --locked --package gzip-streams-solution --bin bench -- --dir {{ dir }}/gzip-streams --size-mib {{ size }}
+
 # The stub check: every test fails on the untouched stub and passes on the solution
 verify:
     @{{ runner }} verify

@@ -14,6 +14,7 @@
 //! - [`heap`], [`leaks`]: per-test heap counters (blocking pool included), drop probes, task and
 //!   listener baselines, RSS.
 //! - [`blocking`]: a real-time heartbeat that catches code blocking the executor.
+//! - [`bench`]: median timings, Python peers and table rows for `just bench`.
 //!
 //! Every failing check panics with the same shape of message: what was checked, what was
 //! expected, what happened, and a hint (see [`report`]). Learners read these more than any other
@@ -23,6 +24,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as kata_harness;
 
+pub mod bench;
 pub mod blocking;
 pub mod completion;
 pub mod heap;

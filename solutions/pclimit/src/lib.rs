@@ -250,14 +250,32 @@ impl Shared {
 
     /// Hands free slots to the oldest waiting jobs.
     fn fill_slots(self: &Arc<Self>) {
+        self.update(|_| {});
+    }
+
+    /// Applies `change` to the state, then hands free slots to the oldest waiting jobs, and wakes
+    /// `idle()` waiters if nothing is left. One lock per slot handed out: this runs for every
+    /// job that starts or ends, so it is the limiter's hot path.
+    fn update(self: &Arc<Self>, change: impl FnOnce(&mut State)) {
+        let mut change = Some(change);
         loop {
             let admit = {
                 let mut state = self.lock();
-                if state.active >= state.concurrency {
-                    break;
+                if let Some(change) = change.take() {
+                    change(&mut state);
                 }
-                let Some((_, admit)) = state.waiting.pop_first() else {
-                    break;
+                let next = if state.active < state.concurrency {
+                    state.waiting.pop_first()
+                } else {
+                    None
+                };
+                let Some((_, admit)) = next else {
+                    let idle = state.is_idle();
+                    drop(state);
+                    if idle {
+                        self.idle.notify_waiters();
+                    }
+                    return;
                 };
                 state.active += 1;
                 admit
@@ -268,7 +286,6 @@ impl Shared {
                 shared: self.clone(),
             }));
         }
-        self.notify_if_idle();
     }
 
     fn notify_if_idle(&self) {
@@ -292,8 +309,7 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.shared.lock().active -= 1;
-        self.shared.fill_slots();
+        self.shared.update(|state| state.active -= 1);
     }
 }
 

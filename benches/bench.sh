@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# `just bench`: every benchmark of the reference solutions in one run on this machine, written to
+# BENCHMARKS.md and printed. Each Rust benchmark is a `[[bench]] harness = false` target of a
+# solution crate that prints Markdown rows (see harness/kata-harness/src/bench.rs); this script
+# adds the feedback-loop rows, which are about the repository rather than one crate.
+#
+# BENCH_SKIP_COLD_CI=1 skips the cold `just ci` row (it builds everything from scratch);
+# BENCH_SKIP_IO=1 skips the I/O katas' comparisons with cat and gzip (hundreds of MiB of files).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rows=$(mktemp)
+io=$(mktemp)
+trap 'rm -f "$rows" "$io"' EXIT
+
+seconds() { date +%s.%N; }
+elapsed() { awk -v now="$(seconds)" -v start="$1" 'BEGIN { print now - start }'; }
+
+echo "building the benchmarks (release)..." >&2
+cargo bench --quiet --locked --no-run -p pclimit-solution -p work-queue-solution -p ticker-solution
+for bench in "pclimit-solution overhead" "work-queue-solution classify" "ticker-solution drift"; do
+    set -- $bench
+    echo "running $1 --bench $2..." >&2
+    cargo bench --quiet --locked -p "$1" --bench "$2" >>"$rows"
+done
+
+# Feedback loop 1: `just test ticker` after a one-line edit, with everything else built. The
+# learner's file is copied aside and put back byte for byte, whatever happens.
+stub=exercises/ticker/src/lib.rs
+backup=$(mktemp)
+cp "$stub" "$backup"
+trap 'cp "$backup" "$stub"; rm -f "$rows" "$io" "$backup"' EXIT
+just test ticker >/dev/null 2>&1 || true
+echo "// a one-line edit by just bench" >>"$stub"
+start=$(seconds)
+just test ticker >/dev/null 2>&1 || true
+edit=$(elapsed "$start")
+cp "$backup" "$stub"
+printf '| Feedback: `just test ticker` after a one-line edit (warm) | %.2f s | | | | < 3 s |\n' "$edit" >>"$rows"
+
+# Feedback loop 2: every kata suite on its solution, test time only (libtest's own figure).
+packages=$(for dir in solutions/*/; do printf -- '-p %s-solution ' "$(basename "$dir")"; done)
+# shellcheck disable=SC2086
+cargo test --quiet --locked $packages --no-run 2>/dev/null
+# shellcheck disable=SC2086
+suites=$(cargo test --quiet --locked $packages 2>/dev/null | sed -n 's/.*finished in \([0-9.]*\)s.*/\1/p' | awk '{ total += $1 } END { print total }')
+printf '| Feedback: every kata suite on its solution (test time, build excluded) | %.2f s | | | | < 5 s |\n' "$suites" >>"$rows"
+
+# Feedback loop 3: a cold `just ci`, as CI runs it: a fresh clone and an empty target directory.
+if [ "${BENCH_SKIP_COLD_CI:-0}" != 1 ]; then
+    clone=$(mktemp -d)
+    git clone --quiet . "$clone/repo"
+    echo "running a cold just ci (a few minutes)..." >&2
+    start=$(seconds)
+    (cd "$clone/repo" && CARGO_TARGET_DIR="$clone/target" just ci >/dev/null 2>&1)
+    cold=$(elapsed "$start")
+    rm -rf "$clone"
+    printf '| Feedback: cold `just ci` (fresh clone, empty target dir, crates cached) | %.0f s | | | | < 30 min |\n' "$cold" >>"$rows"
+fi
+
+# The I/O katas' comparisons with cat and gzip, where those katas exist (also `just bench-io`).
+for kata in concat-files gzip-streams; do
+    if [ "${BENCH_SKIP_IO:-0}" != 1 ] && [ -f "solutions/$kata/src/bin/bench.rs" ]; then
+        echo "running $kata's bench (release)..." >&2
+        {
+            echo
+            echo "### $kata"
+            echo
+            cargo run --quiet --release --locked -p "$kata-solution" --bin bench -- --dir "target/bench-io/$kata"
+        } >>"$io"
+    fi
+done
+
+{
+    echo "# Benchmarks"
+    echo
+    echo "Written by \`just bench\` on $(date -u +%Y-%m-%d): $(nproc) cores, $(uname -sr), $(rustc --version),"
+    echo "$(python3 --version 2>&1 || echo 'no python3')."
+    echo "Every figure is the median of several runs, ours and the peer's measured in the same run."
+    echo "\"ours / peer\" below 1 means ours is faster."
+    echo
+    echo "| row | ours | peer | peer's figure | ours / peer | target |"
+    echo "|---|---|---|---|---|---|"
+    cat "$rows"
+    if [ -s "$io" ]; then
+        echo
+        echo "## I/O katas against the command-line tools"
+        cat "$io"
+    fi
+} >BENCHMARKS.md
+cat BENCHMARKS.md
