@@ -13,18 +13,19 @@
 //!   the work it runs.
 //! - **The queue owns its workers** in a [`JoinSet`]: dropping the queue aborts them, so a
 //!   forgotten queue cannot leak tasks that wait forever.
-//! - **`join` counts jobs, not workers**: a [`watch`] channel holds the number of unfinished
-//!   jobs, and `join` waits until it reads zero.
+//! - **`join` counts jobs, not workers**: an atomic counter holds the number of unfinished jobs,
+//!   and the job that brings it to zero wakes every `join` through a [`Notify`].
 
 use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use futures::FutureExt;
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 /// A job as the workers see it: boxed, so jobs of any type share one queue, and already wrapped
@@ -68,7 +69,7 @@ pub enum JobError {
 #[derive(Debug)]
 pub struct WorkQueue {
     jobs: mpsc::UnboundedSender<Job>,
-    unfinished: watch::Sender<usize>,
+    unfinished: Arc<Unfinished>,
     concurrency: usize,
     /// Never read: it is here to be dropped. Dropping a `JoinSet` aborts its tasks, which is what
     /// stops the workers when the queue goes away.
@@ -90,7 +91,7 @@ impl WorkQueue {
         }
         Ok(Self {
             jobs,
-            unfinished: watch::Sender::new(0),
+            unfinished: Arc::default(),
             concurrency,
             _workers: workers,
         })
@@ -125,7 +126,7 @@ impl WorkQueue {
         let (result_tx, result_rx) = oneshot::channel();
         // Counted from now until the wrapper below finishes *or is dropped*, so a job that never
         // runs (its queue was dropped) cannot leave `join` waiting.
-        let unfinished = Unfinished::new(&self.unfinished);
+        let unfinished = UnfinishedJob::new(&self.unfinished);
         let wrapped =
             async move {
                 let result = AssertUnwindSafe(job).catch_unwind().await.map_err(|panic| {
@@ -146,9 +147,15 @@ impl WorkQueue {
     /// Waits until every job pushed or submitted so far has finished (or panicked). The queue
     /// stays usable: push more and `join` again.
     pub async fn join(&self) {
-        let mut unfinished = self.unfinished.subscribe();
-        // `wait_for` fails only when the sender is dropped, and `self` holds it.
-        let _ = unfinished.wait_for(|&count| count == 0).await;
+        loop {
+            // Created before the check, so a wake-up between the check and the await is not
+            // lost (`notify_waiters` reaches every `Notified` that exists at the time).
+            let none_left = self.unfinished.none_left.notified();
+            if self.unfinished.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            none_left.await;
+        }
     }
 }
 
@@ -182,19 +189,30 @@ impl<T> Future for JobHandle<T> {
     }
 }
 
-/// A job counted as unfinished; the count goes down when this guard drops, however the job ends.
-struct Unfinished(watch::Sender<usize>);
+/// The jobs pushed and not yet finished, and the signal that there are none left.
+#[derive(Debug, Default)]
+struct Unfinished {
+    count: AtomicUsize,
+    none_left: Notify,
+}
 
-impl Unfinished {
-    fn new(count: &watch::Sender<usize>) -> Self {
-        count.send_modify(|n| *n += 1);
-        Self(count.clone())
+/// One job counted as unfinished; the count goes down when this guard drops, however the job
+/// ends (finished, panicked, or dropped with its queue).
+struct UnfinishedJob(Arc<Unfinished>);
+
+impl UnfinishedJob {
+    fn new(unfinished: &Arc<Unfinished>) -> Self {
+        unfinished.count.fetch_add(1, Ordering::AcqRel);
+        Self(unfinished.clone())
     }
 }
 
-impl Drop for Unfinished {
+impl Drop for UnfinishedJob {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
+        // The last job out wakes the joiners.
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none_left.notify_waiters();
+        }
     }
 }
 
