@@ -82,6 +82,27 @@ done
     echo "| row | ours | peer | peer's figure | ours / peer | target |"
     echo "|---|---|---|---|---|---|"
     cat "$rows"
+    cat <<'NOTES'
+
+## Reading the figures
+
+- **PCLimit vs a bare semaphore.** Both spawn a task per job. PCLimit also keeps its own queue
+  (a `BTreeMap` behind a mutex, so jobs start in call order on any runtime and can be removed
+  when cancelled), exact active/pending counts, and a oneshot per job to hand over the slot; on
+  no-op jobs that bookkeeping is the whole cost. `join_all` and `buffer_unordered` without tasks
+  are cheaper still because nothing runs in parallel: every job is polled by one task.
+- **Work queue.** The multi-threaded figure is mostly hand-offs between threads (a job pushed on
+  one thread, run by a worker on another, its result woken on a third); the current-thread row
+  shows the same code without them.
+- **Python peers.** The jobs do nothing, so the figures are each runtime's cost per job, not
+  work: asyncio runs everything on one thread without atomics, while the Rust side pays for
+  allocation per job and thread-safe hand-offs, and still wins by the ratio shown, short of the
+  20x target. Jobs that do real work were not measured here.
+- **Ticker.** tokio's timer wheel has a 1 ms resolution and rounds deadlines up, so every tick is
+  0-2 ms late, for `tokio::time::interval` as much as for the ticker. What matters is the drift:
+  a ticker that sleeps 50 ms after each tick would gain its own overhead at every tick (a slope
+  of several ms/s); sleeping until the grid's next instant keeps the slope at zero.
+NOTES
     if [ -s "$io" ]; then
         echo
         echo "## I/O katas against the command-line tools"
