@@ -26,13 +26,13 @@ use std::time::Duration;
 
 use concat_files::{ConcatError, concat_files, concat_read_ahead};
 use kata_harness::completion::completes_within;
+use kata_harness::files::TestDir;
 use kata_harness::heap::{self, HeapReport};
 use kata_harness::leaks::{DropProbe, DropToken, TaskBaseline};
 use kata_harness::ms;
 use kata_harness::report::{check_eq, fail};
 use kata_harness::timing::{Timeline, assert_schedule};
 use rstest::rstest;
-use tempfile::TempDir;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
@@ -51,75 +51,13 @@ fn hint(text: &str, stage: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Files, data and how a call is observed
+// TestDir, data and how a call is observed
 // ---------------------------------------------------------------------------------------------
 
-/// A temporary directory for one test's files; deleted when the test ends.
-struct Files {
-    dir: TempDir,
-}
-
-impl Files {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("cannot create a temporary directory for the test");
-        Self { dir }
-    }
-
-    /// The path of `name` in the directory (the file need not exist).
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes `contents` to `name` and returns its path.
-    fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, contents).expect("cannot write a test file");
-        path
-    }
-
-    /// Creates the directory `name` and returns its path.
-    fn mkdir(&self, name: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::create_dir(&path).expect("cannot create a test directory");
-        path
-    }
-
-    /// What the file at `path` holds, or `None` if there is no file there.
-    fn read(path: &Path) -> Option<Vec<u8>> {
-        std::fs::read(path).ok()
-    }
-
-    /// The names in the directory, sorted: hidden ones (a temporary file) included.
-    fn listing(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
-            .expect("cannot list the test directory")
-            .map(|entry| {
-                let entry = entry.expect("cannot list the test directory");
-                entry.file_name().to_string_lossy().into_owned()
-            })
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// A path as the reports show it: its name in the test directory.
-    fn name(&self, path: &Path) -> String {
-        match path.strip_prefix(self.dir.path()) {
-            Ok(name) => name.display().to_string(),
-            Err(_) => path.display().to_string(),
-        }
-    }
-
-    /// Debug text with the test directory's paths shortened to names.
-    fn short(&self, text: impl std::fmt::Debug) -> String {
-        let prefix = format!("{}/", self.dir.path().display());
-        format!("{text:?}").replace(&prefix, "")
-    }
-
-    fn names(&self, paths: &[PathBuf]) -> String {
-        let names: Vec<String> = paths.iter().map(|path| self.name(path)).collect();
-        format!("[{}]", names.join(", "))
-    }
+/// `paths` as a report shows them: their names in the test directory.
+fn names(files: &TestDir, paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|path| files.name(path)).collect();
+    format!("[{}]", names.join(", "))
 }
 
 /// Bytes as a report shows them: short text as text, anything else by its size.
@@ -177,7 +115,7 @@ fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 
 /// Writes `size` bytes of pseudo-random data to `name`: one random block, repeated with its
 /// number stamped on each copy, so a chunk out of place is a difference too.
-fn write_large(files: &Files, name: &str, size: usize, seed: u64) -> PathBuf {
+fn write_large(files: &TestDir, name: &str, size: usize, seed: u64) -> PathBuf {
     const BLOCK: usize = 64 * KIB;
     let mut block = random_bytes(seed, BLOCK);
     let path = files.path(name);
@@ -192,10 +130,10 @@ fn write_large(files: &Files, name: &str, size: usize, seed: u64) -> PathBuf {
 }
 
 /// Runs `concat_files(sources, dst)`, failing the test (instead of hanging) if it never returns.
-async fn concat(files: &Files, sources: &[PathBuf], dst: &Path) -> Result<u64, ConcatError> {
+async fn concat(files: &TestDir, sources: &[PathBuf], dst: &Path) -> Result<u64, ConcatError> {
     let what = format!(
         "concat_files({}, {})",
-        files.names(sources),
+        names(files, sources),
         files.name(dst)
     );
     completes_within(
@@ -212,10 +150,10 @@ async fn concat(files: &Files, sources: &[PathBuf], dst: &Path) -> Result<u64, C
 
 /// Concatenates `sources` into `dst` and checks everything: `dst` holds exactly the sources in
 /// order, the call returned their size, and the directory holds no more than before plus `dst`.
-async fn check_concat(files: &Files, sources: &[PathBuf], dst: &Path, hint: &str) {
+async fn check_concat(files: &TestDir, sources: &[PathBuf], dst: &Path, hint: &str) {
     let expected: Vec<u8> = sources
         .iter()
-        .flat_map(|path| Files::read(path).expect("cannot read a test file"))
+        .flat_map(|path| TestDir::contents(path).expect("cannot read a test file"))
         .collect();
     let mut listing = files.listing();
     if !listing.contains(&files.name(dst)) {
@@ -224,7 +162,7 @@ async fn check_concat(files: &Files, sources: &[PathBuf], dst: &Path, hint: &str
     }
     let call = format!(
         "concat_files({}, {})",
-        files.names(sources),
+        names(files, sources),
         files.name(dst)
     );
 
@@ -239,7 +177,7 @@ async fn check_concat(files: &Files, sources: &[PathBuf], dst: &Path, hint: &str
     };
     check_bytes(
         &format!("{} after {call}", files.name(dst)),
-        Files::read(dst).as_deref(),
+        TestDir::contents(dst).as_deref(),
         Some(&expected),
         hint,
     );
@@ -267,18 +205,18 @@ async fn check_concat(files: &Files, sources: &[PathBuf], dst: &Path, hint: &str
 /// Runs `concat_files` expecting an error that `is_expected` accepts (described by `expected`),
 /// then checks that nothing changed: `dst` byte for byte, and the directory's listing.
 async fn expect_error(
-    files: &Files,
+    files: &TestDir,
     sources: &[PathBuf],
     dst: &Path,
     expected: &str,
     is_expected: impl FnOnce(&ConcatError) -> bool,
     hint: &str,
 ) -> ConcatError {
-    let before = Files::read(dst);
+    let before = TestDir::contents(dst);
     let listing = files.listing();
     let call = format!(
         "concat_files({}, {})",
-        files.names(sources),
+        names(files, sources),
         files.name(dst)
     );
 
@@ -308,7 +246,7 @@ async fn expect_error(
                 "it did not exist before"
             }
         ),
-        Files::read(dst).as_deref(),
+        TestDir::contents(dst).as_deref(),
         before.as_deref(),
         &untouched,
     );
@@ -327,7 +265,7 @@ async fn expect_error(
 
 /// Fails unless the error's message names `path`, as the given `#[error(..)]` texts do.
 #[track_caller]
-fn check_message_names(files: &Files, error: &ConcatError, path: &Path, stage: &str) {
+fn check_message_names(files: &TestDir, error: &ConcatError, path: &Path, stage: &str) {
     let message = error.to_string();
     if !message.contains(&path.display().to_string()) {
         fail(
@@ -349,7 +287,7 @@ fn check_message_names(files: &Files, error: &ConcatError, path: &Path, stage: &
 #[case::a_hundred_sources(100)]
 #[kata_harness::test]
 async fn stage1_copies_the_sources_in_argument_order(#[case] count: usize) {
-    let files = Files::new();
+    let files = TestDir::new();
     // Given in an order that is neither sorted nor the order they were created in.
     let sources: Vec<PathBuf> = (0..count)
         .map(|i| (i * 37 + count / 2) % count)
@@ -371,7 +309,7 @@ async fn stage1_copies_the_sources_in_argument_order(#[case] count: usize) {
 
 #[kata_harness::test]
 async fn stage1_empty_sources_add_nothing() {
-    let files = Files::new();
+    let files = TestDir::new();
     let empty = files.write("empty.txt", "");
     let other = files.write("other-empty.txt", "");
     let x = files.write("x.txt", "x");
@@ -396,7 +334,7 @@ async fn stage1_empty_sources_add_nothing() {
 
 #[kata_harness::test]
 async fn stage1_binary_data_is_copied_byte_for_byte() {
-    let files = Files::new();
+    let files = TestDir::new();
     // Every byte value (NUL, \r, \n, bytes that are not UTF-8), then sizes that are no multiple of
     // any buffer size: a chunk written whole instead of as far as it was filled shows up.
     let every_byte: Vec<u8> = (0..=255_u8).cycle().take(256 * 257 + 13).collect();
@@ -421,7 +359,7 @@ async fn stage1_binary_data_is_copied_byte_for_byte() {
 
 #[kata_harness::test]
 async fn stage1_a_source_given_twice_is_copied_twice() {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "A\n");
     let b = files.write("b.txt", "B\n");
     check_concat(
@@ -438,7 +376,7 @@ async fn stage1_a_source_given_twice_is_copied_twice() {
 
 #[kata_harness::test]
 async fn stage1_an_existing_destination_is_replaced() {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "new\n");
     let dst = files.write("out.txt", "an old and much longer content\n".repeat(100));
     check_concat(
@@ -465,7 +403,7 @@ async fn stage1_the_destination_gets_the_usual_permissions() {
             .mode()
             & 0o777
     };
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "a\n");
     // What a new file gets here: 0o666 less the umask, as File::create (and `cat > dst`) give.
     let usual = mode(&files.write("made-by-file-create.txt", ""));
@@ -504,7 +442,7 @@ async fn stage1_the_destination_gets_the_usual_permissions() {
 #[cfg(unix)]
 #[kata_harness::test]
 async fn stage1_a_destination_that_is_a_symlink_stays_one() {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "new\n");
     let real = files.write("real.txt", "old\n");
     let link = files.path("link.txt");
@@ -538,7 +476,7 @@ async fn stage1_a_destination_that_is_a_symlink_stays_one() {
     );
     check_bytes(
         "real.txt (the link's target)",
-        Files::read(&real).as_deref(),
+        TestDir::contents(&real).as_deref(),
         Some(b"new\n"),
         &hint("the file the link points to gets the new content", STAGE1),
     );
@@ -558,7 +496,7 @@ fn mkfifo(path: &Path) -> bool {
 /// `old`, `last` and the end of the pipe.
 #[cfg(unix)]
 async fn look_while_the_pipe_is_half_read(
-    files: &Files,
+    files: &TestDir,
     pipe: &Path,
     dst: &Path,
     first: Vec<u8>,
@@ -617,7 +555,7 @@ async fn look_while_the_pipe_is_half_read(
     // concat_files has copied a.txt and most of the pipe's first part by now.
     check_bytes(
         "out.txt while concat_files is still copying (a.txt done, the pipe half read)",
-        Files::read(dst).as_deref(),
+        TestDir::contents(dst).as_deref(),
         Some(old.as_bytes()),
         &hint(
             "dst must stay the old file, whole, until everything has been copied, then be \
@@ -633,7 +571,7 @@ async fn look_while_the_pipe_is_half_read(
 #[kata_harness::test]
 async fn stage1_the_destination_is_never_half_written() {
     const OLD: &str = "the old content, which must stay whole until the new one is complete\n";
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "the first source\n");
     let dst = files.write("out.txt", OLD);
     // A named pipe as the second source: it gives what the test writes into it, when the test
@@ -646,7 +584,7 @@ async fn stage1_the_destination_is_never_half_written() {
         // No `mkfifo` on this system: a plain file stands in, and only the result is checked.
         files.write("pipe", [first_part.as_slice(), &last_part].concat());
     }
-    let mut expected = Files::read(&a).unwrap_or_default();
+    let mut expected = TestDir::contents(&a).unwrap_or_default();
     expected.extend_from_slice(&first_part);
     expected.extend_from_slice(&last_part);
 
@@ -675,18 +613,18 @@ async fn stage1_the_destination_is_never_half_written() {
     );
     check_bytes(
         "out.txt after concat_files([a.txt, pipe], out.txt)",
-        Files::read(&dst).as_deref(),
+        TestDir::contents(&dst).as_deref(),
         Some(&expected),
         &hint("dst is a.txt, then everything the pipe gave", STAGE1),
     );
 }
 
 /// Concatenates `sources` into `dst` under a heap measurement, then checks the result.
-async fn measured_concat(files: &Files, sources: &[PathBuf], dst: &Path) -> HeapReport {
+async fn measured_concat(files: &TestDir, sources: &[PathBuf], dst: &Path) -> HeapReport {
     let (result, report) = heap::measure_async(concat(files, sources, dst)).await;
     let call = format!(
         "concat_files({}, {})",
-        files.names(sources),
+        names(files, sources),
         files.name(dst)
     );
     let written = result.unwrap_or_else(|error| {
@@ -698,10 +636,10 @@ async fn measured_concat(files: &Files, sources: &[PathBuf], dst: &Path) -> Heap
         )
     });
     // Checked piece by piece, to keep the test's own memory and time small.
-    let output = Files::read(dst).unwrap_or_default();
+    let output = TestDir::contents(dst).unwrap_or_default();
     let mut at = 0;
     for source in sources {
-        let data = Files::read(source).expect("cannot read a test file");
+        let data = TestDir::contents(source).expect("cannot read a test file");
         let end = (at + data.len()).min(output.len());
         check_bytes(
             &format!(
@@ -736,7 +674,7 @@ async fn stage1_memory_does_not_grow_with_file_size() {
     // "About the same" for 4 times the data: the peak may move by a chunk or two as the blocking
     // pool's threads come and go, but not by the 36 MiB more that is copied.
     const SAME: usize = 256 * KIB;
-    let files = Files::new();
+    let files = TestDir::new();
     let warm_up: Vec<PathBuf> = (0..3)
         .map(|i| write_large(&files, &format!("warm-up-{i}.bin"), 256 * KIB, i))
         .collect();
@@ -787,7 +725,7 @@ async fn stage1_memory_does_not_grow_with_file_size() {
 #[case::dst_present(true)]
 #[kata_harness::test]
 async fn stage1_no_sources_is_an_error(#[case] dst_exists: bool) {
-    let files = Files::new();
+    let files = TestDir::new();
     let dst = if dst_exists {
         files.write("out.txt", "keep me\n")
     } else {
@@ -818,7 +756,7 @@ async fn stage1_a_missing_source_is_an_error_naming_it(
     #[case] position: usize,
     #[case] dst_exists: bool,
 ) {
-    let files = Files::new();
+    let files = TestDir::new();
     let mut sources = vec![
         files.write("a.txt", "A\n".repeat(1000)),
         files.write("b.txt", "B\n".repeat(1000)),
@@ -848,7 +786,7 @@ async fn stage1_a_missing_source_is_an_error_naming_it(
 
 /// A file the test cannot read, where the system enforces that (not for root, who reads
 /// everything): `None` where it does not.
-fn locked_file(files: &Files, name: &str) -> Option<PathBuf> {
+fn locked_file(files: &TestDir, name: &str) -> Option<PathBuf> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -865,7 +803,7 @@ fn locked_file(files: &Files, name: &str) -> Option<PathBuf> {
 
 #[kata_harness::test]
 async fn stage1_a_source_that_cannot_be_read_is_an_error_naming_it() {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "A\n");
     let folder = files.mkdir("folder");
     let dst = files.write("out.txt", "keep me\n");
@@ -903,7 +841,7 @@ async fn stage1_a_source_that_cannot_be_read_is_an_error_naming_it() {
 #[cfg(target_os = "linux")]
 #[kata_harness::test]
 async fn stage1_a_source_that_fails_while_being_copied_changes_nothing() {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", random_bytes(4, 256 * KIB));
     let b = files.write("b.txt", "B\n");
     // A source that exists, is a regular file and opens fine, and whose first read fails: this
@@ -933,7 +871,7 @@ async fn stage1_a_source_that_fails_while_being_copied_changes_nothing() {
 #[case::a_symlink_to_it("symlink")]
 #[kata_harness::test]
 async fn stage1_the_destination_cannot_be_one_of_the_sources(#[case] how: &str) {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "A\n");
     let dst = files.write("out.txt", "keep me\n");
     let source = match how {
@@ -971,7 +909,7 @@ async fn stage1_the_destination_cannot_be_one_of_the_sources(#[case] how: &str) 
 #[case::a_file_where_the_directory_should_be("file")]
 #[kata_harness::test]
 async fn stage1_a_missing_destination_directory_is_an_error(#[case] how: &str) {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "A\n");
     let dir = if how == "file" {
         files.write("not-a-dir.txt", "a file\n")
@@ -998,7 +936,7 @@ async fn stage1_a_missing_destination_directory_is_an_error(#[case] how: &str) {
 
 #[kata_harness::test]
 async fn stage1_a_destination_that_is_a_directory_is_a_write_error() {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "A\n");
     let dst = files.mkdir("out");
     let inside = files.write("out/inside.txt", "keep me\n");
@@ -1018,7 +956,7 @@ async fn stage1_a_destination_that_is_a_directory_is_a_write_error() {
     check_message_names(&files, &error, &dst, STAGE1);
     check_bytes(
         "out/inside.txt (dst is a directory with a file in it)",
-        Files::read(&inside).as_deref(),
+        TestDir::contents(&inside).as_deref(),
         Some(b"keep me\n"),
         &hint("a directory given as dst is left alone", STAGE1),
     );

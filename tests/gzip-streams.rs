@@ -21,10 +21,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use gzip_streams::{GzipError, gunzip_streaming, gzip_buffered, gzip_streaming};
+use kata_harness::files::TestDir;
 use kata_harness::heap::{self, HeapReport};
 use kata_harness::report::{check_eq, fail};
 use rstest::rstest;
-use tempfile::TempDir;
 
 const STAGE1: &str = "exercises/gzip-streams/README.md, stage 1";
 const STAGE2: &str = "exercises/gzip-streams/README.md, stage 2";
@@ -58,51 +58,6 @@ fn hint(text: &str, stage: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Files, data, and independent ways to check gzip
 // ---------------------------------------------------------------------------------------------
-
-/// A temporary directory for one test's files; deleted when the test ends.
-struct Dir {
-    dir: TempDir,
-}
-
-impl Dir {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("cannot create a temporary directory for the test");
-        Self { dir }
-    }
-
-    /// The path of `name` in the directory (the file need not exist).
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes `contents` to `name` and returns its path.
-    fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, contents).expect("cannot write a test file");
-        path
-    }
-
-    /// The contents of `name`, or `None` if there is no such file.
-    fn read(&self, name: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.path(name)).ok()
-    }
-
-    /// The names in the directory, sorted: temporary files left behind show up here.
-    fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
-            .expect("cannot list the test directory")
-            .map(|entry| {
-                entry
-                    .expect("cannot list the test directory")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        names.sort();
-        names
-    }
-}
 
 /// `size` bytes of deterministic, log-like text: compressible the way real files are.
 fn text(size: usize) -> Vec<u8> {
@@ -378,7 +333,7 @@ fn check_error(what: &str, result: Result<u64, GzipError>, kind: Kind, path: &Pa
 /// Checks that a failed call left `dst` as it was (`before`, or absent) and no other file than
 /// `names` in the directory: no temporary file, no half-written output.
 #[track_caller]
-fn check_left_alone(dir: &Dir, dst: &str, before: Option<&[u8]>, names: &[&str], stage: &str) {
+fn check_left_alone(dir: &TestDir, dst: &str, before: Option<&[u8]>, names: &[&str], stage: &str) {
     check_left_alone_after(
         dir,
         (dst, before),
@@ -396,7 +351,7 @@ fn check_left_alone(dir: &Dir, dst: &str, before: Option<&[u8]>, names: &[&str],
 /// [`check_left_alone`], after `when`, with its own hint.
 #[track_caller]
 fn check_left_alone_after(
-    dir: &Dir,
+    dir: &TestDir,
     (dst, before): (&str, Option<&[u8]>),
     names: &[&str],
     when: &str,
@@ -416,7 +371,7 @@ fn check_left_alone_after(
     expected.sort();
     check_eq(
         &format!("the files in the directory after {when}"),
-        dir.names(),
+        dir.listing(),
         expected,
         hint,
     );
@@ -424,12 +379,12 @@ fn check_left_alone_after(
 
 /// Checks that the directory holds exactly `names`: a temporary file must not outlive the call.
 #[track_caller]
-fn check_no_strays(dir: &Dir, names: &[&str], stage: &str) {
+fn check_no_strays(dir: &TestDir, names: &[&str], stage: &str) {
     let mut expected: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
     expected.sort();
     check_eq(
         "the files in the directory after the call",
-        dir.names(),
+        dir.listing(),
         expected,
         &hint(
             "the temporary file is renamed onto dst on success and deleted on failure: \
@@ -517,7 +472,7 @@ where
 /// Writes `data` to `name`, runs `run(src)` under a heap measurement, and returns the figures
 /// with the number of bytes written.
 async fn measured<F, Fut>(
-    dir: &Dir,
+    dir: &TestDir,
     (name, data): (&str, &[u8]),
     run: F,
     stage: &str,
@@ -545,7 +500,7 @@ where
 /// [`STREAMING_LIMIT`] and the same for both, and returns what it wrote for the large one.
 async fn check_constant_memory<F, Fut>(
     what: &str,
-    dir: &Dir,
+    dir: &TestDir,
     warm_up: &[u8],
     inputs: [(&str, &[u8]); 2],
     dst: &Path,
@@ -655,7 +610,7 @@ const TOOL_TEXT: &str = "Made by the gzip tool, not by flate2:\n\
 #[case::random("1 MiB of random bytes")]
 #[kata_harness::test]
 async fn stage1_gzip_buffered_writes_gzip_that_decodes_to_the_input(#[case] case: &str) {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let data = input(case);
     let src = dir.write("data", &data);
     let dst = dir.path("data.gz");
@@ -697,7 +652,7 @@ async fn stage1_gzip_buffered_writes_gzip_that_decodes_to_the_input(#[case] case
 
 #[kata_harness::test]
 async fn stage1_the_gzip_tool_reads_what_gzip_buffered_writes() {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let data = text(200 * KIB);
     let src = dir.write("log.txt", &data);
     let dst = dir.path("log.txt.gz");
@@ -733,7 +688,7 @@ async fn stage1_the_gzip_tool_reads_what_gzip_buffered_writes() {
 
 #[kata_harness::test]
 async fn stage1_gzip_buffered_replaces_dst_with_a_rename() {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let data = text(100 * KIB);
     let src = dir.write("data", &data);
     let dst = dir.write("data.gz", "an older data.gz");
@@ -771,7 +726,7 @@ async fn stage1_gzip_buffered_replaces_dst_with_a_rename() {
 #[case::a_directory("folder")]
 #[kata_harness::test]
 async fn stage1_a_source_that_cannot_be_read_is_a_read_error(#[case] name: &str) {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     std::fs::create_dir(dir.path("folder")).expect("cannot create a test directory");
     let src = dir.path(name);
     let dst = dir.write("out.gz", "precious");
@@ -796,7 +751,7 @@ async fn stage1_a_source_that_cannot_be_read_is_a_read_error(#[case] name: &str)
 
 #[kata_harness::test]
 async fn stage1_a_missing_destination_directory_is_a_write_error() {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let src = dir.write("data", "some data");
     let dst = dir.path("no-such-dir").join("data.gz");
     check_error(
@@ -815,7 +770,7 @@ async fn stage1_a_missing_destination_directory_is_a_write_error() {
 
 #[kata_harness::test(watchdog_secs = 30)]
 async fn stage1_gzip_buffered_compresses_off_the_runtime_thread() {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let data = text(4 * MIB);
     let src = dir.write("log.txt", &data);
     let dst = dir.path("log.txt.gz");
@@ -835,7 +790,7 @@ async fn stage1_gzip_buffered_compresses_off_the_runtime_thread() {
 
 #[kata_harness::test(watchdog_secs = 30)]
 async fn stage1_gzip_buffered_holds_the_whole_file_in_memory() {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let dst = dir.path("out.gz");
     let warm_up = dir.write("warm-up", "warm up");
     expect_ok(
@@ -895,7 +850,7 @@ async fn stage1_gzip_buffered_holds_the_whole_file_in_memory() {
 #[case::random("1 MiB of random bytes")]
 #[kata_harness::test]
 async fn stage2_gzip_and_gunzip_streaming_round_trip(#[case] case: &str) {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let data = input(case);
     let src = dir.write("data", &data);
     let gz = dir.path("data.gz");
@@ -955,7 +910,7 @@ async fn stage2_gzip_and_gunzip_streaming_round_trip(#[case] case: &str) {
 
 #[kata_harness::test]
 async fn stage2_gunzip_streaming_reads_what_the_gzip_tool_writes() {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let src = dir.write("tool.txt.gz", TOOL_GZ);
     let dst = dir.path("tool.txt");
     expect_ok(
@@ -998,7 +953,7 @@ async fn stage2_gunzip_streaming_reads_what_the_gzip_tool_writes() {
 
 #[kata_harness::test]
 async fn stage2_the_gzip_tool_reads_what_gzip_streaming_writes() {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let data = [text(300 * KIB), random(300 * KIB)].concat();
     let src = dir.write("mixed", &data);
     let dst = dir.path("mixed.gz");
@@ -1034,7 +989,7 @@ async fn stage2_the_gzip_tool_reads_what_gzip_streaming_writes() {
 
 #[kata_harness::test]
 async fn stage2_gunzip_streaming_decodes_every_member_of_a_file() {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let (first, second) = (text(100 * KIB), random(100 * KIB));
     // `cat a.gz b.gz > both.gz` is valid gzip: two members, which decode to a then b.
     let both = [flate2_gzip(&first, 6), flate2_gzip(&second, 1)].concat();
@@ -1066,7 +1021,7 @@ async fn stage2_gunzip_streaming_decodes_every_member_of_a_file() {
 
 #[kata_harness::test(watchdog_secs = 30)]
 async fn stage2_gzip_streaming_memory_does_not_grow_with_the_file() {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let dst = dir.path("out.gz");
     let large = large_log();
     let gz = check_constant_memory(
@@ -1096,7 +1051,7 @@ async fn stage2_gzip_streaming_memory_does_not_grow_with_the_file() {
 
 #[kata_harness::test(watchdog_secs = 30)]
 async fn stage2_gunzip_streaming_memory_does_not_grow_with_the_file() {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let dst = dir.path("out.txt");
     let large = large_log();
     let small_gz = flate2_gzip(&large[..8 * MIB], 1);
@@ -1123,7 +1078,7 @@ async fn stage2_gunzip_streaming_memory_does_not_grow_with_the_file() {
 
 #[kata_harness::test(watchdog_secs = 30)]
 async fn stage2_gzip_streaming_compresses_off_the_runtime_thread() {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let data = text(4 * MIB);
     let src = dir.write("log.txt", &data);
     let dst = dir.path("log.txt.gz");
@@ -1154,7 +1109,7 @@ fn sample_gz() -> Vec<u8> {
 /// Runs gunzip_streaming on `gz` into an existing `out.txt`, and checks the error and that
 /// out.txt and the directory are as they were.
 async fn check_bad_input(gz: &[u8], what: &str, kind: Kind, why: &str) {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let src = dir.write("input.gz", gz);
     let dst = dir.write("out.txt", "precious");
     check_error(
@@ -1268,7 +1223,7 @@ async fn stage2_a_source_that_cannot_be_read_is_a_read_error(
     #[case] function: &str,
     #[case] name: &str,
 ) {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     std::fs::create_dir(dir.path("folder")).expect("cannot create a test directory");
     let src = dir.path(name);
     let dst = dir.write("out", "precious");
@@ -1293,7 +1248,7 @@ async fn stage2_a_source_that_cannot_be_read_is_a_read_error(
 #[case::gunzip("gunzip_streaming")]
 #[kata_harness::test]
 async fn stage2_dst_is_replaced_with_a_rename(#[case] function: &str) {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let data = text(200 * KIB);
     let gzipping = function == "gzip_streaming";
     let src = dir.write(
@@ -1346,7 +1301,7 @@ async fn stage2_a_call_dropped_half_way_leaves_dst_alone(#[case] function: &str)
     // On the real clock: a timeout is how callers give up, and it must fire mid-stream, which
     // the paused clock would not do while the blocking pool is at work.
     const GIVE_UP: Duration = Duration::from_millis(10);
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let large = large_log();
     let input = match function {
         "gzip_streaming" => large.to_vec(),
@@ -1387,7 +1342,7 @@ async fn stage2_a_call_dropped_half_way_leaves_dst_alone(#[case] function: &str)
 #[case::gunzip("gunzip_streaming")]
 #[kata_harness::test]
 async fn stage2_a_missing_destination_directory_is_a_write_error(#[case] function: &str) {
-    let dir = Dir::new();
+    let dir = TestDir::new();
     let src = dir.write("input.gz", flate2_gzip(b"some data", 6));
     let dst = dir.path("no-such-dir").join("output");
     let result = streaming(function, &src, &dst).await;

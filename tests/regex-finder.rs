@@ -20,13 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kata_emitter::{EventEmitter, Subscription};
+use kata_harness::files::TestDir;
 use kata_harness::heap::{self, HeapReport};
 use kata_harness::leaks::TaskBaseline;
 use kata_harness::report::{self, check_eq, fail};
 use regex::Regex;
 use regex_finder::{End, Error, FileRead, FindRegex, FindRegexError, Match, Start, find_regex};
 use rstest::rstest;
-use tempfile::TempDir;
 
 const STAGE1: &str = "exercises/regex-finder/README.md, stage 1";
 const STAGE2: &str = "exercises/regex-finder/README.md, stage 2";
@@ -40,39 +40,8 @@ fn hint(text: &str, stage: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Files, events and how a search is observed
+// TestDir, events and how a search is observed
 // ---------------------------------------------------------------------------------------------
-
-/// A temporary directory for one test's files; deleted when the test ends.
-struct Files {
-    dir: TempDir,
-}
-
-impl Files {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("cannot create a temporary directory for the test");
-        Self { dir }
-    }
-
-    /// The path of `name` in the directory (the file need not exist).
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes `contents` to `name` and returns its path.
-    fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, contents).expect("cannot write a test file");
-        path
-    }
-
-    /// Creates the directory `name` and returns its path.
-    fn mkdir(&self, name: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::create_dir(&path).expect("cannot create a test directory");
-        path
-    }
-}
 
 /// One thing heard, in short: files by their name in the test's directory.
 #[derive(Clone, PartialEq, Eq)]
@@ -147,8 +116,8 @@ type OnDone = Box<dyn FnOnce(Vec<Match>) + Send>;
 /// Starts a search with `begin` (which gets an `on_done` to pass on, or to ignore in stage 1),
 /// listens from right after the call, waits for `End`, then keeps listening for a virtual second
 /// to catch anything emitted late. Fails the test if `End` never comes.
-async fn observe(files: &Files, hint: &str, begin: impl FnOnce(OnDone) -> EventEmitter) -> Heard {
-    let namer = Namer(files.dir.path().to_owned());
+async fn observe(files: &TestDir, hint: &str, begin: impl FnOnce(OnDone) -> EventEmitter) -> Heard {
+    let namer = Namer(files.root().to_owned());
     let heard = Arc::new(Mutex::new(Heard::default()));
     let ended = Arc::new(tokio::sync::Notify::new());
 
@@ -237,7 +206,7 @@ fn finder(pattern: &str, stage: &str) -> FindRegex {
 }
 
 /// A stage 1 search of `paths` for `pattern`, observed.
-async fn search(files: &Files, paths: &[&PathBuf], pattern: &str) -> Heard {
+async fn search(files: &TestDir, paths: &[&PathBuf], pattern: &str) -> Heard {
     observe(files, STAGE1, |_| {
         finder(pattern, STAGE1).files(paths.iter().copied()).find()
     })
@@ -245,7 +214,7 @@ async fn search(files: &Files, paths: &[&PathBuf], pattern: &str) -> Heard {
 }
 
 /// A stage 2 search of `paths` for `pattern` through `find_regex`, observed.
-async fn search_with_callback(files: &Files, paths: &[&PathBuf], pattern: &str) -> Heard {
+async fn search_with_callback(files: &TestDir, paths: &[&PathBuf], pattern: &str) -> Heard {
     observe(files, STAGE2, |on_done| {
         find_regex(paths.iter().copied(), pattern, on_done).unwrap_or_else(|error| {
             fail(
@@ -347,7 +316,7 @@ fn diagnose(actual: &[Event], expected: &[Event]) -> Option<String> {
 
 #[kata_harness::test]
 async fn stage1_start_comes_first_with_the_files_in_the_order_given() {
-    let files = Files::new();
+    let files = TestDir::new();
     let c = files.write("c.txt", "3\n");
     let a = files.write("a.txt", "1\n");
     let b = files.write("b.txt", "2\n");
@@ -393,7 +362,7 @@ async fn stage1_start_comes_first_with_the_files_in_the_order_given() {
 
 #[kata_harness::test]
 async fn stage1_end_comes_last_and_the_task_ends() {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "1 2\n3\n");
     let b = files.write("b.txt", "4");
     let baseline = TaskBaseline::capture();
@@ -455,7 +424,7 @@ async fn stage1_finds_every_match_with_its_line_and_text(
     #[case] matches: &[(usize, &str)],
     #[case] why: &str,
 ) {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", contents);
     let heard = search(&files, &[&a], r"\d+").await;
 
@@ -476,7 +445,7 @@ async fn stage1_finds_every_match_with_its_line_and_text(
 
 #[kata_harness::test]
 async fn stage1_a_line_ending_is_not_part_of_the_line() {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "x 1\r\ny 22\nz 333");
     let heard = search(&files, &[&a], r"\d+$").await;
     check_events(
@@ -500,7 +469,7 @@ async fn stage1_a_line_ending_is_not_part_of_the_line() {
 
 #[kata_harness::test]
 async fn stage1_searches_several_files_in_the_order_given() {
-    let files = Files::new();
+    let files = TestDir::new();
     let b = files.write("b.txt", "b 1\nb 2 3\n");
     let empty = files.write("empty.txt", "");
     let none = files.write("none.txt", "nothing\n");
@@ -531,7 +500,7 @@ async fn stage1_searches_several_files_in_the_order_given() {
 
 #[kata_harness::test]
 async fn stage1_each_file_is_read_before_its_matches() {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "1\n2\n");
     let b = files.write("b.txt", "3\n");
     let heard = search(&files, &[&a, &b], r"\d").await;
@@ -570,7 +539,7 @@ async fn stage1_each_file_is_read_before_its_matches() {
 
 #[kata_harness::test]
 async fn stage1_no_files_is_start_then_end() {
-    let files = Files::new();
+    let files = TestDir::new();
     let heard = search(&files, &[], "x").await;
     check_events(
         "events of a search of no files",
@@ -582,7 +551,7 @@ async fn stage1_no_files_is_start_then_end() {
 
 #[kata_harness::test]
 async fn stage1_a_missing_file_is_an_error_and_the_search_carries_on() {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "1\n");
     let missing = files.path("missing.txt");
     let b = files.write("b.txt", "2\n");
@@ -618,7 +587,7 @@ async fn stage1_a_missing_file_is_an_error_and_the_search_carries_on() {
 
 /// A file the test cannot read, where the system enforces that (not for root, who reads
 /// everything): `None` where it does not.
-fn locked_file(files: &Files, name: &str) -> Option<PathBuf> {
+fn locked_file(files: &TestDir, name: &str) -> Option<PathBuf> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -635,7 +604,7 @@ fn locked_file(files: &Files, name: &str) -> Option<PathBuf> {
 
 #[kata_harness::test]
 async fn stage1_an_unreadable_file_is_an_error_and_the_search_carries_on() {
-    let files = Files::new();
+    let files = TestDir::new();
     let dir = files.mkdir("folder");
     let locked = locked_file(&files, "locked.txt");
     let b = files.write("b.txt", "2\n");
@@ -682,7 +651,7 @@ async fn stage1_an_unreadable_file_is_an_error_and_the_search_carries_on() {
 
 #[kata_harness::test]
 async fn stage1_a_file_that_is_not_utf8_is_reported_and_the_others_searched() {
-    let files = Files::new();
+    let files = TestDir::new();
     let bad = files.write("bad.txt", b"ok 1\n\xff\xfe 2\nok 3\n");
     let good = files.write("good.txt", "ok 4\n");
     let heard = search(&files, &[&bad, &good], r"\d").await;
@@ -773,7 +742,7 @@ async fn stage1_an_invalid_pattern_is_an_error_at_construction(#[case] pattern: 
 
 /// Writes about `size` bytes of 64-byte lines with `NEEDLE-<n>` on 4 of them; returns the path
 /// and the expected matches.
-fn write_large(files: &Files, name: &str, size: usize) -> (PathBuf, Vec<Event>) {
+fn write_large(files: &TestDir, name: &str, size: usize) -> (PathBuf, Vec<Event>) {
     const LINE: usize = 64;
     let lines = size / LINE;
     let needles = [1, lines / 3, 2 * lines / 3, lines];
@@ -805,13 +774,13 @@ fn write_large(files: &Files, name: &str, size: usize) -> (PathBuf, Vec<Event>) 
 
 /// Searches `path` for `pattern` under a heap measurement, and checks it found `matches`.
 async fn measured_search(
-    files: &Files,
+    files: &TestDir,
     path: &PathBuf,
     matches: Vec<Event>,
     pattern: &str,
 ) -> HeapReport {
     let (heard, report) = heap::measure_async(search(files, &[path], pattern)).await;
-    let name = Namer(files.dir.path().to_owned()).name(path);
+    let name = Namer(files.root().to_owned()).name(path);
     let mut expected = vec![start(&[&name]), file_read(&name)];
     expected.extend(matches);
     expected.push(Event::End);
@@ -829,7 +798,7 @@ async fn stage1_reads_files_line_by_line_not_whole() {
     const MIB: usize = 1024 * 1024;
     const LIMIT: usize = MIB;
     const SAME: usize = 64 * 1024;
-    let files = Files::new();
+    let files = TestDir::new();
     let warm_up = files.write("warm-up.txt", "NEEDLE-1\n");
     let (small, small_matches) = write_large(&files, "small.txt", 8 * MIB);
     let (large, large_matches) = write_large(&files, "large.txt", 32 * MIB);
@@ -872,8 +841,8 @@ async fn stage1_reads_files_line_by_line_not_whole() {
 // Stage 2: find_regex reports progress as events and the result through a callback
 // ---------------------------------------------------------------------------------------------
 
-/// Files for stage 2: a.txt (3 matches), missing.txt (an Error), b.txt (1 match).
-fn stage2_files(files: &Files) -> [PathBuf; 3] {
+/// TestDir for stage 2: a.txt (3 matches), missing.txt (an Error), b.txt (1 match).
+fn stage2_files(files: &TestDir) -> [PathBuf; 3] {
     [
         files.write("a.txt", "x 1 2\ny\n3"),
         files.path("missing.txt"),
@@ -910,7 +879,7 @@ fn called_once(heard: &Heard) -> Vec<Event> {
 
 #[kata_harness::test]
 async fn stage2_on_done_gets_every_match_in_order() {
-    let files = Files::new();
+    let files = TestDir::new();
     let [a, missing, b] = stage2_files(&files);
     let heard = search_with_callback(&files, &[&a, &missing, &b], r"\d").await;
     check_events(
@@ -932,7 +901,7 @@ async fn stage2_on_done_gets_every_match_in_order() {
 
 #[kata_harness::test]
 async fn stage2_on_done_is_called_once_after_end() {
-    let files = Files::new();
+    let files = TestDir::new();
     let [a, missing, b] = stage2_files(&files);
     let heard = search_with_callback(&files, &[&a, &missing, &b], r"\d").await;
     let matches = called_once(&heard).len();
@@ -951,7 +920,7 @@ async fn stage2_on_done_is_called_once_after_end() {
 
 #[kata_harness::test]
 async fn stage2_the_emitter_still_reports_live_progress() {
-    let files = Files::new();
+    let files = TestDir::new();
     let [a, missing, b] = stage2_files(&files);
     let heard = search_with_callback(&files, &[&a, &missing, &b], r"\d").await;
     let events: Vec<Event> = heard
@@ -983,7 +952,7 @@ async fn stage2_the_emitter_still_reports_live_progress() {
 
 #[kata_harness::test]
 async fn stage2_on_done_is_called_even_without_matches() {
-    let files = Files::new();
+    let files = TestDir::new();
     let missing = files.path("missing.txt");
     let empty = files.write("empty.txt", "");
     let heard = search_with_callback(&files, &[&missing, &empty], r"\d").await;
@@ -997,7 +966,7 @@ async fn stage2_on_done_is_called_even_without_matches() {
 
 #[kata_harness::test]
 async fn stage2_an_invalid_pattern_is_an_error_and_on_done_is_never_called() {
-    let files = Files::new();
+    let files = TestDir::new();
     let a = files.write("a.txt", "1\n");
     let calls = Arc::new(Mutex::new(0));
     let counter = calls.clone();

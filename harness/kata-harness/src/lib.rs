@@ -10,6 +10,7 @@
 //!   seconds, naming the test).
 //! - [`timing`]: record virtual timestamps and assert a schedule or an elapsed time exactly.
 //! - [`completion`]: "completes within" and "deadlocks" checks that say how many tasks are alive.
+//! - [`files`]: a temporary directory per test, its listing, and paths shortened for reports.
 //! - [`probe`]: a concurrency probe (never above the limit, and the limit is reached).
 //! - [`heap`], [`leaks`]: per-test heap counters (blocking pool included), drop probes, task and
 //!   listener baselines, RSS.
@@ -27,6 +28,7 @@ extern crate self as kata_harness;
 pub mod bench;
 pub mod blocking;
 pub mod completion;
+pub mod files;
 pub mod heap;
 pub mod leaks;
 pub mod probe;
