@@ -542,17 +542,17 @@ where
         STREAMING_LIMIT,
         &hint(holds_it, STAGE2),
     );
-    if large_heap.peak_delta.abs_diff(small_heap.peak_delta) > SAME_PEAK {
-        fail(
-            &format!("{what}: peak heap changed with the input's size"),
-            format_args!(
-                "about the same peak for both inputs (within {})",
-                heap::bytes(SAME_PEAK as f64)
-            ),
-            format_args!("{small_figure}, {large_figure}"),
-            &hint(holds_it, STAGE2),
-        );
-    }
+    let (small_label, large_label) = (
+        format!("{small_name} ({})", heap::bytes(small.len() as f64)),
+        format!("{large_name} ({})", heap::bytes(large.len() as f64)),
+    );
+    heap::assert_peak_independent(
+        what,
+        (&small_label, small_heap),
+        (&large_label, large_heap),
+        SAME_PEAK,
+        &hint(holds_it, STAGE2),
+    );
     let output = std::fs::read(dst).expect("cannot read the output back");
     check_eq(
         &format!("{what}: the bytes it says it wrote"),

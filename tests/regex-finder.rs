@@ -820,21 +820,13 @@ async fn stage1_reads_files_line_by_line_not_whole() {
         LIMIT,
         &hint(whole, STAGE1),
     );
-    if large_heap.peak_delta > small_heap.peak_delta + SAME {
-        fail(
-            "peak heap grew with the file's size",
-            format_args!(
-                "about the same peak for an 8 MiB and a 32 MiB file (within {})",
-                heap::bytes(SAME as f64)
-            ),
-            format_args!(
-                "{} for 8 MiB, {} for 32 MiB",
-                heap::bytes(small_heap.peak_delta as f64),
-                heap::bytes(large_heap.peak_delta as f64)
-            ),
-            &hint(whole, STAGE1),
-        );
-    }
+    heap::assert_peak_independent(
+        "searching a file",
+        ("an 8 MiB file", small_heap),
+        ("a 32 MiB file", large_heap),
+        SAME,
+        &hint(whole, STAGE1),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -247,6 +247,35 @@ pub fn assert_peak_below(what: &str, report: HeapReport, limit: usize, hint: &st
     }
 }
 
+/// Asserts that two runs of the same work on inputs of different sizes peaked at about the same
+/// heap (within `margin` of each other): what "memory does not grow with the input" means when
+/// it is measured. `small` and `large` pair a label for the report ("8 MiB") with the figures.
+#[track_caller]
+pub fn assert_peak_independent(
+    what: &str,
+    small: (&str, HeapReport),
+    large: (&str, HeapReport),
+    margin: usize,
+    hint: &str,
+) {
+    let ((small_label, small), (large_label, large)) = (small, large);
+    if large.peak_delta.abs_diff(small.peak_delta) > margin {
+        report::fail(
+            &format!("{what}: peak heap changed with the input's size"),
+            format_args!(
+                "about the same peak for {small_label} and {large_label} (within {})",
+                bytes(margin as f64)
+            ),
+            format_args!(
+                "{} for {small_label}, {} for {large_label}",
+                bytes(small.peak_delta as f64),
+                bytes(large.peak_delta as f64)
+            ),
+            hint,
+        );
+    }
+}
+
 /// Asserts that the block left at most `tolerance` bytes more allocated than it found.
 #[track_caller]
 pub fn assert_live_back(what: &str, report: HeapReport, tolerance: usize, hint: &str) {

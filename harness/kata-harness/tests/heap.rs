@@ -117,3 +117,36 @@ async fn a_whole_file_read_by_tokio_fs_is_counted() {
     assert_eq!(contents.unwrap().len(), 2 << 20);
     assert!(report.peak_delta >= 2 << 20, "{report:?}");
 }
+
+#[test]
+fn peaks_about_the_same_for_two_sizes_pass() {
+    let report = |peak| heap::HeapReport {
+        live_delta: 0,
+        peak_delta: peak,
+    };
+    heap::assert_peak_independent(
+        "copy",
+        ("1 MiB", report(30_000)),
+        ("4 MiB", report(31_000)),
+        4096,
+        "",
+    );
+}
+
+#[test]
+#[should_panic(
+    expected = "read whole: peak heap changed with the input's size\n  expected: about the same peak for 1 MiB and 4 MiB (within 4.0 KiB)\n  actual:   1.0 MiB for 1 MiB, 4.0 MiB for 4 MiB"
+)]
+fn a_peak_that_grows_with_the_input_is_caught() {
+    let report = |peak| heap::HeapReport {
+        live_delta: 0,
+        peak_delta: peak,
+    };
+    heap::assert_peak_independent(
+        "read whole",
+        ("1 MiB", report(1 << 20)),
+        ("4 MiB", report(4 << 20)),
+        4096,
+        "",
+    );
+}
