@@ -9,6 +9,9 @@
 //! on overflow; and a checked limiter that hangs, guesses with a timer, reports slow jobs as a
 //! deadlock, or loses slots on the way.
 
+// Heap counters per test: `just compare` shows each test's peak heap next to the reference's.
+kata_harness::install_allocator!();
+
 use std::time::Duration;
 
 use factorial_deadlock::{

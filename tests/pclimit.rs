@@ -10,6 +10,9 @@
 // own yet, which is all this lint would say.
 #![allow(clippy::drop_non_drop)]
 
+// Heap counters per test: `just compare` shows each test's peak heap next to the reference's.
+kata_harness::install_allocator!();
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -6,6 +6,9 @@
 //! first tick emitted before anyone could listen, a callback never called or called at the wrong
 //! time, and an error that keeps ticking or reaches only one of its two channels.
 
+// Heap counters per test: `just compare` shows each test's peak heap next to the reference's.
+kata_harness::install_allocator!();
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

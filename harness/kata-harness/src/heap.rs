@@ -50,6 +50,11 @@ impl Account {
         Box::leak(Box::new(Self::new()))
     }
 
+    /// The highest live figure this account has reached, in bytes.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed).max(0) as usize
+    }
+
     fn record(&self, delta: isize) {
         let now = self.live.fetch_add(delta, Ordering::Relaxed) + delta;
         self.peak.fetch_max(now, Ordering::Relaxed);

@@ -15,6 +15,7 @@
 //! - [`heap`], [`leaks`]: per-test heap counters (blocking pool included), drop probes, task and
 //!   listener baselines, RSS.
 //! - [`blocking`]: a real-time heartbeat that catches code blocking the executor.
+//! - [`record`]: each test's figures (times, peak heap, concurrency) for `just compare`.
 //! - [`bench`]: median timings, Python peers and table rows for `just bench`.
 //!
 //! Every failing check panics with the same shape of message: what was checked, what was
@@ -32,6 +33,7 @@ pub mod files;
 pub mod heap;
 pub mod leaks;
 pub mod probe;
+pub mod record;
 pub mod report;
 mod runner;
 pub mod timing;

@@ -30,6 +30,8 @@ struct State {
 #[derive(Debug, Clone)]
 pub struct ConcurrencyProbe {
     state: Arc<Mutex<State>>,
+    /// The figures of the test that made the probe, when `just compare` records them.
+    figures: Option<Arc<crate::record::Figures>>,
 }
 
 /// Proof that a job is in flight; leaving the probe happens on drop, so also on panic or cancel.
@@ -59,6 +61,7 @@ impl ConcurrencyProbe {
         };
         Self {
             state: Arc::new(Mutex::new(state)),
+            figures: crate::record::current(),
         }
     }
 
@@ -78,6 +81,9 @@ impl ConcurrencyProbe {
         }
         let current = state.current;
         state.history.push((at, current));
+        if let Some(figures) = &self.figures {
+            figures.observe_concurrency(current);
+        }
         ProbeGuard {
             probe: self.clone(),
         }

@@ -15,12 +15,14 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::completion::alive_tasks;
+use crate::record::{self, Ending, Figures};
 
 /// The watchdog's default real-time limit; `KATA_WATCHDOG_SECS` overrides it (say, under a
 /// debugger or on a very slow machine).
@@ -42,6 +44,7 @@ pub struct TestConfig {
     paused: bool,
     watchdog: Duration,
     virtual_limit: Duration,
+    record_dir: Option<PathBuf>,
 }
 
 impl TestConfig {
@@ -56,6 +59,7 @@ impl TestConfig {
             paused: true,
             watchdog,
             virtual_limit: DEFAULT_VIRTUAL_LIMIT,
+            record_dir: record::dir_from_env(),
         }
     }
 
@@ -75,6 +79,38 @@ impl TestConfig {
     pub fn virtual_limit(mut self, limit: Duration) -> Self {
         self.virtual_limit = limit;
         self
+    }
+
+    /// Write the test's figures into `dir` when it ends (see [`crate::record`]); by default
+    /// they go to `KATA_RECORD_DIR` when that is set, and nowhere otherwise.
+    pub fn record_to(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.record_dir = Some(dir.into());
+        self
+    }
+
+    /// The name libtest gives the test (`stage2_b::case_1`): the name of the thread it runs
+    /// on, or the configured name without the crate in front.
+    fn test_name(&self) -> String {
+        let thread = std::thread::current();
+        match thread.name() {
+            Some(name) if name != "main" => name.to_owned(),
+            _ => match self.name.split_once("::") {
+                Some((_crate, rest)) => rest.to_owned(),
+                None => self.name.to_owned(),
+            },
+        }
+    }
+}
+
+/// Stores the virtual time the body took when dropped, so a body that panics is timed too.
+struct VirtualClock {
+    figures: Arc<Figures>,
+    start: tokio::time::Instant,
+}
+
+impl Drop for VirtualClock {
+    fn drop(&mut self) {
+        self.figures.set_virtual(self.start.elapsed());
     }
 }
 
@@ -101,6 +137,11 @@ where
     let virtual_limit = config.virtual_limit;
     let paused = config.paused;
     let started = Instant::now();
+    let figures = config
+        .record_dir
+        .as_ref()
+        .map(|_| Arc::new(Figures::default()));
+    let body_figures = figures.clone();
 
     thread::Builder::new()
         .name(config.name.to_owned())
@@ -115,8 +156,16 @@ where
                 .on_thread_start(move || crate::heap::join(account))
                 .build()
                 .expect("kata-harness: cannot build a tokio runtime");
+            if let Some(figures) = &body_figures {
+                record::enter(Arc::clone(figures));
+            }
+            let body_started = Instant::now();
             let result = catch_unwind(AssertUnwindSafe(|| {
                 runtime.block_on(async {
+                    let _clock = body_figures.clone().map(|figures| VirtualClock {
+                        figures,
+                        start: tokio::time::Instant::now(),
+                    });
                     match tokio::time::timeout(virtual_limit, make()).await {
                         Ok(()) => Outcome::Finished,
                         Err(_) => Outcome::VirtualTimeout {
@@ -125,6 +174,12 @@ where
                     }
                 })
             }));
+            if let Some(figures) = &body_figures {
+                figures.set_real(body_started.elapsed());
+                if crate::heap::is_installed() {
+                    figures.set_peak_heap(account.peak());
+                }
+            }
             // A test may leave a `spawn_blocking` job running; dropping the runtime would wait
             // for it forever, so give it a moment and move on.
             runtime.shutdown_timeout(Duration::from_millis(200));
@@ -139,7 +194,20 @@ where
     } else {
         config.watchdog
     };
-    match outcome.recv_timeout(watchdog) {
+    let outcome = outcome.recv_timeout(watchdog);
+    if let (Some(figures), Some(dir)) = (&figures, &config.record_dir) {
+        let ending = match &outcome {
+            Ok(Outcome::Finished) => Ending::Passed,
+            Ok(Outcome::Panicked(_)) => Ending::Failed,
+            Ok(Outcome::VirtualTimeout { .. }) => Ending::Deadlock,
+            Err(_) => {
+                figures.set_real(started.elapsed());
+                Ending::Hung
+            }
+        };
+        figures.write(dir, &config.test_name(), ending);
+    }
+    match outcome {
         Ok(Outcome::Finished) => {}
         Ok(Outcome::Panicked(payload)) => resume_unwind(payload),
         Ok(Outcome::VirtualTimeout { alive }) => panic!(
