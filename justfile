@@ -9,9 +9,25 @@ runner := "cargo run --quiet --package kata --"
 default:
     @{{ runner }} status
 
-# Run a kata's tests on your code (default: the next unsolved kata), e.g. `just test ticker stage1`
+# Run a kata's tests on your code (default: the next unsolved kata), e.g. `just test ticker stage1`; `just test all` runs every kata
 test kata="" stage="":
     @{{ runner }} test {{ kata }} {{ stage }}
+
+# Re-run a kata's tests every time you save a file (default: the next unsolved kata)
+watch kata="":
+    @{{ runner }} watch {{ kata }}
+
+# The hints for the stage you are on, from the kata's README, e.g. `just hint ticker`
+hint kata stage="":
+    @{{ runner }} hint {{ kata }} {{ stage }}
+
+# Your code against the reference: figures per test side by side, then a diff of the code
+compare kata *flags:
+    @{{ runner }} compare {{ kata }} {{ flags }}
+
+# Put a kata's stub back (asks first; your version is backed up under target/kata/backup)
+reset kata *flags:
+    @{{ runner }} reset {{ kata }} {{ flags }}
 
 # Run a kata's tests on the reference solution
 solution kata stage="":

@@ -16,7 +16,12 @@ pub struct Saved {
     pub results: Vec<(String, bool)>,
     /// Whether the learner's files changed since.
     pub stale: bool,
+    /// False when the last run stopped at a compile error (`results` is then empty).
+    pub compiles: bool,
 }
+
+/// The line that stands for "did not compile" in place of results.
+const BUILD_FAILED: &str = "!build-failed";
 
 fn path(kata: &Kata) -> PathBuf {
     kata.root
@@ -64,6 +69,15 @@ pub fn save(kata: &Kata, outcomes: &Outcomes) {
             if outcome.passed { "ok" } else { "FAILED" }
         ));
     }
+    write(kata, text);
+}
+
+/// Saves that the learner's crate did not compile, so `just` can say so.
+pub fn save_build_failure(kata: &Kata) {
+    write(kata, format!("{}\n{BUILD_FAILED}\n", fingerprint(kata)));
+}
+
+fn write(kata: &Kata, text: String) {
     let file = path(kata);
     // A cache that cannot be written only costs speed later: never fail a test run for it.
     if let Some(dir) = file.parent() {
@@ -77,12 +91,15 @@ pub fn load(kata: &Kata) -> Option<Saved> {
     let text = std::fs::read_to_string(path(kata)).ok()?;
     let mut lines = text.lines();
     let saved_print: u64 = lines.next()?.parse().ok()?;
+    let lines: Vec<&str> = lines.collect();
     let results = lines
+        .iter()
         .filter_map(|line| line.split_once('\t'))
         .map(|(name, result)| (name.to_owned(), result == "ok"))
         .collect();
     Some(Saved {
         results,
         stale: saved_print != fingerprint(kata),
+        compiles: !lines.contains(&BUILD_FAILED),
     })
 }

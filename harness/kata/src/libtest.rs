@@ -48,8 +48,15 @@ pub fn build(root: &Path, package: &str, suite: &str, quiet: bool) -> Result<boo
     Ok(status.success())
 }
 
-/// Runs `package`'s `suite` (already built) and parses the report.
-pub fn run(root: &Path, package: &str, suite: &str, filter: Option<&str>) -> Result<Outcomes> {
+/// Runs `package`'s `suite` (already built) and parses the report. With `record_dir`, the
+/// harness also writes each test's figures there (see [`crate::record`]).
+pub fn run(
+    root: &Path,
+    package: &str,
+    suite: &str,
+    filter: Option<&str>,
+    record_dir: Option<&Path>,
+) -> Result<Outcomes> {
     let mut command = Command::new(cargo());
     command
         .current_dir(root)
@@ -65,6 +72,9 @@ pub fn run(root: &Path, package: &str, suite: &str, filter: Option<&str>) -> Res
         .args(["--format", "pretty", "--color", "never"])
         // Messages, not backtraces: the harness's report is what a learner needs.
         .env("RUST_BACKTRACE", "0");
+    if let Some(dir) = record_dir {
+        command.env(crate::record::RECORD_DIR_VAR, dir);
+    }
     if let Some(filter) = filter {
         command.arg(filter);
     }

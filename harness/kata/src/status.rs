@@ -67,6 +67,12 @@ fn line(kata: &Kata) -> Result<String> {
             "{} stages, changed since the last run",
             stages.len()
         )),
+        Some(Saved {
+            compiles: false, ..
+        }) => style::red(&format!(
+            "does not compile: just test {} shows why",
+            kata.name
+        )),
         Some(Saved { results, .. }) => {
             let cells: Vec<String> = stages
                 .iter()
@@ -78,14 +84,15 @@ fn line(kata: &Kata) -> Result<String> {
                         .collect();
                     let passed = of_stage.iter().filter(|&&p| p).count();
                     let text = format!("stage {stage} {passed}/{}", of_stage.len());
+                    // Padded before colouring, so the columns line up from kata to kata.
                     if passed == of_stage.len() {
-                        style::green(&format!("{text} ✓"))
+                        style::green(&format!("{:<16}", format!("{text} ✓")))
                     } else {
-                        text
+                        format!("{text:<16}")
                     }
                 })
                 .collect();
-            cells.join("   ")
+            cells.join(" ").trim_end().to_owned()
         }
     })
 }

@@ -6,11 +6,16 @@ use anyhow::Result;
 
 use crate::katas::{self, Kata, stage_of};
 use crate::libtest::{self, Outcomes, TestOutcome};
-use crate::{cache, status, style};
+use crate::progress::Progress;
+use crate::{cache, hint, status, style};
+
+/// The kata name that means "every kata".
+pub const ALL: &str = "all";
 
 pub fn run(kata: Option<&str>, filter: Option<&str>, solution: bool) -> Result<ExitCode> {
     let root = katas::root()?;
     let kata = match kata {
+        Some(ALL) if !solution && filter.is_none() => return run_all(&root),
         Some(name) => katas::find(&root, name)?,
         None => match status::next(&katas::all(&root)?) {
             Some(kata) => kata.clone(),
@@ -39,6 +44,9 @@ pub fn run(kata: Option<&str>, filter: Option<&str>, solution: bool) -> Result<E
     );
 
     if !libtest::build(&root, &package, &kata.name, false)? {
+        if !solution {
+            cache::save_build_failure(&kata);
+        }
         println!(
             "\n{} {} does not compile yet. The compiler's messages are above: fix the first one \
              and run this again.",
@@ -51,7 +59,7 @@ pub fn run(kata: Option<&str>, filter: Option<&str>, solution: bool) -> Result<E
         );
         return Ok(ExitCode::FAILURE);
     }
-    let outcomes = libtest::run(&root, &package, &kata.name, filter)?;
+    let outcomes = libtest::run(&root, &package, &kata.name, filter, None)?;
     if outcomes.is_empty() {
         println!(
             "No test matches `{}`. Stages are named stage1, stage2, ...",
@@ -93,6 +101,29 @@ pub fn run(kata: Option<&str>, filter: Option<&str>, solution: bool) -> Result<E
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `just test all`: every kata's suite on the learner's code, with a progress bar, then the
+/// status table. Compile errors are not shown here (eight crates' worth would bury the table);
+/// the table says which kata does not compile and `just test <kata>` shows why.
+fn run_all(root: &std::path::Path) -> Result<ExitCode> {
+    let katas = katas::all(root)?;
+    let mut progress = Progress::new(katas.len());
+    for kata in &katas {
+        progress.start(&format!("testing {}", kata.name));
+        if !progress.is_drawn() {
+            println!("testing {}", kata.name);
+        }
+        if libtest::build(root, kata.exercise_package(), &kata.name, true)? {
+            let outcomes = libtest::run(root, kata.exercise_package(), &kata.name, None, None)?;
+            cache::save(kata, &outcomes);
+        } else {
+            cache::save_build_failure(kata);
+        }
+        progress.step();
+    }
+    drop(progress);
+    status::run()
 }
 
 /// One line per stage: `stage 1  ✓ 9/9`.
@@ -153,6 +184,11 @@ fn print_failure(kata: &Kata, name: &str, outcome: &TestOutcome, solution: bool)
         return;
     }
     println!();
+    if let Some(stage) = stage
+        && hint::print(kata, stage)
+    {
+        println!();
+    }
     match stage {
         Some(stage) => {
             println!(

@@ -43,7 +43,7 @@ fn outcomes(kata: &Kata, package: &str) -> Result<Outcomes> {
     if !libtest::build(&kata.root, package, &kata.name, false)? {
         bail!("{package} does not compile (see above)");
     }
-    libtest::run(&kata.root, package, &kata.name, None)
+    libtest::run(&kata.root, package, &kata.name, None, None)
 }
 
 /// Prints the kata's table; returns how many tests it checked and how many have a problem.
