@@ -7,7 +7,6 @@
 //! of the code, after a warning if the learner has not passed yet: it shows the solution.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
@@ -17,7 +16,7 @@ use anyhow::{Context, Result};
 use crate::katas::{self, Kata};
 use crate::libtest::{self, Outcomes};
 use crate::record::{self, Record};
-use crate::{cache, style};
+use crate::{cache, prompt, style};
 
 /// One side of the comparison: the suite's outcomes and the harness's figures.
 struct Side {
@@ -280,18 +279,14 @@ fn ask_to_spoil(kata: &Kata, passed: usize, total: usize) -> Result<bool> {
          which gives the kata away.",
         style::yellow("!")
     );
-    if !std::io::stdin().is_terminal() {
+    if !prompt::can_ask() {
         println!(
             "Not showing it without a yes: run {} to see it anyway.",
             style::bold(&format!("just compare {} --yes", kata.name))
         );
         return Ok(false);
     }
-    print!("Show the diff with the solution anyway? [y/N] ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    let yes = matches!(answer.trim().to_lowercase().as_str(), "y" | "yes");
+    let yes = prompt::yes_or_no("Show the diff with the solution anyway?")?;
     if !yes {
         println!(
             "Not shown. {} and the README's hints are the way on.",

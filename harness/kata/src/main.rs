@@ -15,6 +15,7 @@ mod hint;
 mod katas;
 mod libtest;
 mod progress;
+mod prompt;
 mod record;
 mod reset;
 mod status;

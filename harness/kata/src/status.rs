@@ -2,6 +2,7 @@
 //!
 //! Answers from the cache only (no build), so it is instant.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -37,6 +38,24 @@ pub fn next(katas: &[Kata]) -> Option<&Kata> {
     katas.iter().find(|kata| !solved(kata))
 }
 
+/// The kata a command works on: the one named, else the first not solved yet. `None`, after
+/// saying so, when none was named and every kata is solved.
+pub fn named_or_next(root: &Path, name: Option<&str>, command: &str) -> Result<Option<Kata>> {
+    if let Some(name) = name {
+        return katas::find(root, name).map(Some);
+    }
+    let next = next(&katas::all(root)?).cloned();
+    if next.is_none() {
+        println!(
+            "{}",
+            style::green(&format!(
+                "Every kata is solved. Name one to go again: just {command} <kata>"
+            ))
+        );
+    }
+    Ok(next)
+}
+
 pub fn run() -> Result<ExitCode> {
     let root = katas::root()?;
     let katas = katas::all(&root)?;
@@ -49,14 +68,40 @@ pub fn run() -> Result<ExitCode> {
     }
     println!();
     match next(&katas) {
-        Some(kata) => println!(
-            "Next: read {}, then run {}",
-            kata.readme(),
-            style::bold(&format!("just test {}", kata.name))
-        ),
+        Some(kata) => println!("Next: {}", next_step(kata)),
         None => println!("{}", style::green("Every kata is solved. Well done!")),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What to do next on an unsolved kata, from what the cache knows about it.
+fn next_step(kata: &Kata) -> String {
+    let test = style::bold(&format!("just test {}", kata.name));
+    match cache::load(kata) {
+        Some(Saved { stale: true, .. }) => {
+            format!("you changed {} since the last run: {test}", kata.name)
+        }
+        Some(Saved {
+            compiles: false, ..
+        }) => format!("{test} shows the compile error to fix first"),
+        Some(Saved { results, .. }) => {
+            let stage = results
+                .iter()
+                .filter(|(_, passed)| !passed)
+                .filter_map(|(name, _)| stage_of(name))
+                .min();
+            match stage {
+                Some(stage) => format!(
+                    "stage {stage} of {}: read it in {}, then run {}",
+                    kata.name,
+                    kata.readme(),
+                    style::bold(&format!("just test {} stage{stage}", kata.name))
+                ),
+                None => format!("read {}, then run {test}", kata.readme()),
+            }
+        }
+        None => format!("read {}, then run {test}", kata.readme()),
+    }
 }
 
 fn line(kata: &Kata) -> Result<String> {

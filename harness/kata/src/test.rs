@@ -14,21 +14,12 @@ pub const ALL: &str = "all";
 
 pub fn run(kata: Option<&str>, filter: Option<&str>, solution: bool) -> Result<ExitCode> {
     let root = katas::root()?;
-    let kata = match kata {
-        Some(ALL) if !solution && filter.is_none() => return run_all(&root),
-        Some(name) => katas::find(&root, name)?,
-        None => match status::next(&katas::all(&root)?) {
-            Some(kata) => kata.clone(),
-            None => {
-                println!(
-                    "{}",
-                    style::green(
-                        "Every kata is solved. Name one to run it again: just test <kata>"
-                    )
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-        },
+    if kata == Some(ALL) && !solution && filter.is_none() {
+        return run_all(&root);
+    }
+    let command = if solution { "solution" } else { "test" };
+    let Some(kata) = status::named_or_next(&root, kata, command)? else {
+        return Ok(ExitCode::SUCCESS);
     };
     let (package, whose) = if solution {
         (kata.solution_package(), "the reference solution")
