@@ -1,11 +1,12 @@
 //! Building a kata's suite and reading what libtest reports.
 //!
-//! The build runs with the terminal attached, so a compile error reaches the learner exactly as
-//! the compiler wrote it (colours included). The test run is captured and parsed: libtest's
+//! The build's messages are passed on unchanged, so a compile error reaches the learner exactly
+//! as the compiler wrote it (colours included, on a terminal). The test run is captured and parsed: libtest's
 //! plain format on stable Rust is `test NAME ... ok|FAILED`, then one `---- NAME stdout ----`
 //! block per failure, which holds the panic message the harness wrote.
 
 use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -26,7 +27,12 @@ pub struct TestOutcome {
 /// Every test of one run, by name (sorted, so stages come out in order).
 pub type Outcomes = BTreeMap<String, TestOutcome>;
 
-/// Builds `package`'s `suite` test target with the terminal attached. Returns whether it built.
+/// Builds `package`'s `suite` test target. Returns whether it built.
+///
+/// The compiler's messages (errors and warnings) are passed on as cargo wrote them, colours
+/// included, unless `quiet`. On a terminal a dim "building" line stands in for cargo's own
+/// progress (hidden by `--quiet`) while the build runs: the first build of a kata compiles tokio
+/// and takes a minute, and a silent minute looks like a hang.
 pub fn build(root: &Path, package: &str, suite: &str, quiet: bool) -> Result<bool> {
     let mut command = Command::new(cargo());
     command
@@ -40,12 +46,25 @@ pub fn build(root: &Path, package: &str, suite: &str, quiet: bool) -> Result<boo
             "--test",
             suite,
         ])
-        .args(["--color", style::cargo_color()]);
-    if quiet {
-        command.stderr(Stdio::null());
+        .args(["--color", style::stderr_color()])
+        .stdin(Stdio::null());
+    let show_progress = !quiet && std::io::stderr().is_terminal();
+    if show_progress {
+        eprint!(
+            "{}",
+            style::dim(&format!(
+                "building {package} (the first build of a kata takes a minute or two)..."
+            ))
+        );
     }
-    let status = command.status().context("cannot run cargo")?;
-    Ok(status.success())
+    let output = command.output().context("cannot run cargo")?;
+    if show_progress {
+        eprint!("\r\x1b[K");
+    }
+    if !quiet {
+        std::io::stderr().write_all(&output.stderr)?;
+    }
+    Ok(output.status.success())
 }
 
 /// Runs `package`'s `suite` (already built) and parses the report. With `record_dir`, the

@@ -41,3 +41,13 @@ pub fn dim(text: &str) -> String {
 pub fn cargo_color() -> &'static str {
     if enabled() { "always" } else { "never" }
 }
+
+/// Colour for what cargo writes to stderr (compiler messages), which the runner captures and
+/// passes on: colour when stderr is a terminal, as cargo itself would decide.
+pub fn stderr_color() -> &'static str {
+    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        "always"
+    } else {
+        "never"
+    }
+}
