@@ -61,8 +61,8 @@ bench:
 # The I/O katas against cat and gzip on files of `size` MiB made in `dir` (release; not in ci)
 [group('maintain')]
 bench-io size="256" dir="target/bench-io":
-    cargo run --quiet --release --locked --package concat-files-solution --bin bench -- --dir {{ dir }}/concat-files --size-mib {{ size }}
-    cargo run --quiet --release --locked --package gzip-streams-solution --bin bench -- --dir {{ dir }}/gzip-streams --size-mib {{ size }}
+    cargo run --quiet --release --locked --package concat-files-solution --bin concat-files-bench -- --dir {{ dir }}/concat-files --size-mib {{ size }}
+    cargo run --quiet --release --locked --package gzip-streams-solution --bin gzip-streams-bench -- --dir {{ dir }}/gzip-streams --size-mib {{ size }}
 
 # The stub check: every test fails on the untouched stub and passes on the solution
 [group('maintain')]

@@ -66,7 +66,7 @@ for kata in concat-files gzip-streams; do
             echo
             echo "### $kata"
             echo
-            cargo run --quiet --release --locked -p "$kata-solution" --bin bench -- --dir "target/bench-io/$kata"
+            cargo run --quiet --release --locked -p "$kata-solution" --bin "$kata-bench" -- --dir "target/bench-io/$kata"
         } >>"$io"
     fi
 done
