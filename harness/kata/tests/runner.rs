@@ -486,12 +486,20 @@ fn watch_reruns_when_a_file_is_saved() {
         }
     });
     let mut seen = String::new();
-    let footers = |seen: &str| seen.matches("Save a file to re-run").count();
+    // Every footer names the keys, whether or not file events work.
+    let footers = |seen: &str| seen.matches("Enter re-runs").count();
     // The first run may build the fixture from scratch.
     let started = read_until(&output, &mut seen, |seen| footers(seen) == 1, 300);
     if !started {
         let _ = child.kill();
-        panic!("no footer after the first run (are file events off?):\n{seen}");
+        panic!("no footer after the first run:\n{seen}");
+    }
+    if seen.contains("file events are off") {
+        // A file system without events (some containers): the key tests above still hold.
+        eprintln!("skipped: this machine sends no file events:\n{seen}");
+        child.stdin.as_mut().unwrap().write_all(b"q\n").unwrap();
+        assert!(child.wait().unwrap().success(), "{seen}");
+        return;
     }
     let lib = fixture.root().join("exercises/half-done/src/lib.rs");
     let text = std::fs::read_to_string(&lib).unwrap();
