@@ -14,8 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kata_emitter::EventEmitter;
-use kata_harness::heap::bytes;
-use kata_harness::leaks::RssSampler;
+use kata_heap::{RssSampler, bytes};
 
 /// The size of a request's body: large enough that keeping it shows.
 pub const BUFFER_SIZE: usize = 64 * 1024;
@@ -169,7 +168,7 @@ fn signed_bytes(n: f64) -> String {
 }
 
 /// Runs `requests` requests through `handler` on `server`, one after another, after a warm-up,
-/// and reports how memory grew: live heap (`kata_harness::heap::HeapScope`), the
+/// and reports how memory grew: live heap (`kata_heap::HeapScope`), the
 /// [`ConfigChanged`] listener count, RSS samples ([`RssSampler`]), and a verdict.
 ///
 /// Call it as `measure(&server, leaky_handler, 1000).await`: any `async fn(&EventEmitter,

@@ -12,9 +12,14 @@
 //! `kata_harness::run_test`, which runs it on its own thread under a virtual-time limit and a
 //! real-time watchdog. Options (all optional, comma separated):
 //!
-//! - `real_time`: run on the real clock instead of the paused one (network katas);
-//! - `watchdog_secs = N`: real seconds before the watchdog fails the test (default 5);
-//! - `virtual_limit_secs = N`: virtual seconds before the test counts as deadlocked (default 3600).
+//! - `real_time`: run on the real clock instead of the paused one (say why in a comment: only
+//!   what the paused clock cannot show belongs there: drift, blocking, sockets);
+//! - `watchdog_secs = N`: at least N real seconds before the watchdog fails the test (default 5,
+//!   or `KATA_WATCHDOG_SECS` when that is longer);
+//! - `virtual_limit_secs = N`: virtual seconds before the test counts as deadlocked (default 3600);
+//! - `memory_limit_mib = N`: the test's heap ceiling (default 512 MiB, or `KATA_MEMORY_LIMIT_MIB`);
+//! - `file_size_limit = N`: run the test in a child process whose files fail to grow past about
+//!   N bytes, like a full disk (Unix only; see `kata_harness::TestConfig::file_size_limit`).
 //!
 //! It composes with `rstest`: put `#[rstest]` and its `#[case]`s above it and rstest hands each
 //! case to this attribute, as it does for `#[tokio::test]`.
@@ -39,6 +44,8 @@ fn expand(args: TokenStream, function: &mut ItemFn) -> syn::Result<proc_macro2::
     let mut paused = true;
     let mut watchdog_secs: Option<u64> = None;
     let mut virtual_limit_secs: Option<u64> = None;
+    let mut memory_limit_mib: Option<u64> = None;
+    let mut file_size_limit: Option<u64> = None;
 
     let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse(args)?;
     for meta in metas {
@@ -50,10 +57,17 @@ fn expand(args: TokenStream, function: &mut ItemFn) -> syn::Result<proc_macro2::
             Meta::NameValue(pair) if pair.path.is_ident("virtual_limit_secs") => {
                 virtual_limit_secs = Some(int_value(&pair.value)?);
             }
+            Meta::NameValue(pair) if pair.path.is_ident("memory_limit_mib") => {
+                memory_limit_mib = Some(int_value(&pair.value)?);
+            }
+            Meta::NameValue(pair) if pair.path.is_ident("file_size_limit") => {
+                file_size_limit = Some(int_value(&pair.value)?);
+            }
             other => {
                 return Err(syn::Error::new_spanned(
                     other,
-                    "unknown option: expected `real_time`, `watchdog_secs = N` or `virtual_limit_secs = N`",
+                    "unknown option: expected `real_time`, `watchdog_secs = N`, \
+                     `virtual_limit_secs = N`, `memory_limit_mib = N` or `file_size_limit = N`",
                 ));
             }
         }
@@ -82,10 +96,15 @@ fn expand(args: TokenStream, function: &mut ItemFn) -> syn::Result<proc_macro2::
     let attrs = &function.attrs;
     let vis = &function.vis;
     let body = &function.block;
-    let watchdog =
-        watchdog_secs.map(|secs| quote!(.watchdog(::std::time::Duration::from_secs(#secs))));
+    let watchdog = watchdog_secs
+        .map(|secs| quote!(.watchdog_at_least(::std::time::Duration::from_secs(#secs))));
     let virtual_limit = virtual_limit_secs
         .map(|secs| quote!(.virtual_limit(::std::time::Duration::from_secs(#secs))));
+    let memory_limit = memory_limit_mib.map(|mib| {
+        let bytes = mib << 20;
+        quote!(.memory_limit(#bytes as usize))
+    });
+    let file_size_limit = file_size_limit.map(|bytes| quote!(.file_size_limit(#bytes)));
 
     Ok(quote! {
         #[::core::prelude::v1::test]
@@ -96,7 +115,9 @@ fn expand(args: TokenStream, function: &mut ItemFn) -> syn::Result<proc_macro2::
             )
             .paused(#paused)
             #watchdog
-            #virtual_limit;
+            #virtual_limit
+            #memory_limit
+            #file_size_limit;
             ::kata_harness::run_test(config, move || async move #body);
         }
     })

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::hint::Hint;
 use crate::report;
 
 /// Tokio tasks alive on the current runtime (spawned and not yet finished or dropped).
@@ -22,24 +23,25 @@ pub fn alive_tasks() -> usize {
 /// Awaits `future`, failing the test if it has not finished within `limit` of virtual time.
 #[track_caller]
 pub fn completes_within<F: Future>(
-    limit: Duration,
     what: &str,
-    hint: &str,
     future: F,
+    limit: Duration,
+    hint: &Hint,
 ) -> impl Future<Output = F::Output> {
     // `#[track_caller]` does not reach into an async body, so capture the location here.
     let caller = std::panic::Location::caller();
+    let (what, hint) = (what.to_owned(), hint.clone());
     async move {
         match tokio::time::timeout(limit, future).await {
             Ok(output) => output,
             Err(_) => report::fail(
                 &format!("{what}: did not finish (checked at {caller})"),
-                format_args!("to finish within {limit:?} of virtual time"),
                 format_args!(
                     "still waiting after {limit:?}; {} tokio task(s) alive",
                     alive_tasks()
                 ),
-                hint,
+                format_args!("to finish within {limit:?} of virtual time"),
+                &hint,
             ),
         }
     }
@@ -58,15 +60,16 @@ pub struct Deadlock {
 /// spawned stay stuck until the test's runtime shuts down.
 #[track_caller]
 pub fn assert_deadlocks<F: Future>(
-    limit: Duration,
     what: &str,
-    hint: &str,
     future: F,
+    limit: Duration,
+    hint: &Hint,
 ) -> impl Future<Output = Deadlock>
 where
     F::Output: std::fmt::Debug,
 {
     let caller = std::panic::Location::caller();
+    let (what, hint) = (what.to_owned(), hint.clone());
     async move {
         match tokio::time::timeout(limit, future).await {
             Err(_) => Deadlock {
@@ -74,9 +77,9 @@ where
             },
             Ok(output) => report::fail(
                 &format!("{what}: finished, but a deadlock was expected (checked at {caller})"),
-                format_args!("still pending after {limit:?} of virtual time"),
                 format_args!("finished with {output:?}"),
-                hint,
+                format_args!("still pending after {limit:?} of virtual time"),
+                &hint,
             ),
         }
     }
@@ -85,14 +88,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hint::Stage;
     use crate::ms;
+
+    fn h() -> Hint {
+        Stage::new("sample", 1).hint("h")
+    }
 
     #[crate::test]
     async fn a_finishing_future_passes_and_returns_its_output() {
-        let out = completes_within(ms(100), "sleep", "", async {
-            tokio::time::sleep(ms(99)).await;
-            7
-        })
+        let out = completes_within(
+            "sleep",
+            async {
+                tokio::time::sleep(ms(99)).await;
+                7
+            },
+            ms(100),
+            &h(),
+        )
         .await;
         assert_eq!(out, 7);
     }
@@ -105,7 +118,7 @@ mod tests {
             // A task that waits forever, to be counted.
             let _stuck = tokio::spawn(std::future::pending::<()>());
             tokio::task::yield_now().await;
-            completes_within(ms(100), "stuck", "", rx).await.ok();
+            completes_within("stuck", rx, ms(100), &h()).await.ok();
         });
     }
 
@@ -116,7 +129,7 @@ mod tests {
                 for _ in 0..3 {
                     tokio::spawn(std::future::pending::<()>());
                 }
-                completes_within(ms(10), "count", "", std::future::pending::<()>()).await;
+                completes_within("count", std::future::pending::<()>(), ms(10), &h()).await;
             });
         })
         .expect_err("must fail");
@@ -140,10 +153,15 @@ mod tests {
             tokio::time::sleep(ms(1)).await;
             let _a = a.lock().await;
         });
-        let report = assert_deadlocks(ms(1000), "lock order", "", async {
-            first.await.unwrap();
-            second.await.unwrap();
-        })
+        let report = assert_deadlocks(
+            "lock order",
+            async {
+                first.await.unwrap();
+                second.await.unwrap();
+            },
+            ms(1000),
+            &h(),
+        )
         .await;
         assert_eq!(report, Deadlock { alive_tasks: 2 });
     }
@@ -152,7 +170,8 @@ mod tests {
     #[should_panic(expected = "ok: finished, but a deadlock was expected")]
     fn a_future_that_finishes_is_not_a_deadlock() {
         crate::run_test(crate::TestConfig::new("ok"), || async {
-            assert_deadlocks(ms(100), "ok", "", async { tokio::time::sleep(ms(5)).await }).await;
+            let finishes = async { tokio::time::sleep(ms(5)).await };
+            assert_deadlocks("ok", finishes, ms(100), &h()).await;
         });
     }
 }

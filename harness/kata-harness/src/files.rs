@@ -4,9 +4,20 @@
 //! unchanged after an error, no temporary file in the directory. [`TestDir`] gives each test its
 //! own directory (deleted when the test ends) with those views, and shortens the paths in
 //! reports to names, so a learner reads `a.txt`, not `/tmp/.tmpX3b9/a.txt`.
+//!
+//! Files that behave unlike plain files are what find the interesting bugs:
+//! - [`TestDir::fifo`] and [`PipeFeeder`]: a named pipe whose writer gives its bytes when the
+//!   test says so (or after real pauses), so a test can look at a destination half way through a
+//!   copy, or catch code that blocks the runtime's thread on a read;
+//! - [`TestDir::write_unreadable`]: a file the test may not read;
+//! - a destination that fills up after some bytes: run the test with
+//!   `#[kata_harness::test(file_size_limit = N)]` (see [`crate::TestConfig::file_size_limit`]).
 
 use std::fmt::Debug;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -77,6 +88,34 @@ impl TestDir {
         names
     }
 
+    /// A file `name` holding `contents` that the test may not read (mode 000), or `None` where
+    /// the system does not enforce that: off Unix, and for root, who reads everything.
+    pub fn write_unreadable(&self, name: &str, contents: impl AsRef<[u8]>) -> Option<PathBuf> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.write(name, contents);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).ok()?;
+            std::fs::File::open(&path).is_err().then_some(path)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (name, contents);
+            None
+        }
+    }
+
+    /// Makes a named pipe `name` (with the `mkfifo` command) and returns its path, or `None`
+    /// where there is no `mkfifo`. Feed it with a [`PipeFeeder`].
+    pub fn fifo(&self, name: &str) -> Option<PathBuf> {
+        let path = self.path(name);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .is_ok_and(|status| status.success());
+        made.then_some(path)
+    }
+
     /// A path as reports show it: its name in this directory (other paths unchanged).
     pub fn name(&self, path: &Path) -> String {
         match path.strip_prefix(self.dir.path()) {
@@ -89,6 +128,85 @@ impl TestDir {
     pub fn short(&self, value: impl Debug) -> String {
         let prefix = format!("{}/", self.dir.path().display());
         format!("{value:?}").replace(&prefix, "")
+    }
+}
+
+/// When a [`PipeFeeder`] writes each part after the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// When the test calls [`PipeFeeder::release`].
+    Test,
+    /// After this much real time: a writer that pauses, as a slow network or disk would.
+    Pause(Duration),
+}
+
+/// Feeds a named pipe from a thread of its own, part by part.
+///
+/// Opening a pipe for writing waits until a reader opens it, and a write of more than the pipe
+/// holds (64 KiB on Linux) returns only once the reader has taken most of it, so "part 1 is
+/// written" also says how far the reader got. After the last part the pipe is closed, which is
+/// its end of file.
+#[derive(Debug)]
+pub struct PipeFeeder {
+    written: tokio::sync::watch::Receiver<usize>,
+    release: mpsc::Sender<()>,
+}
+
+impl PipeFeeder {
+    /// Starts writing `parts` into the pipe at `path`, the first at once (as soon as a reader
+    /// opens the pipe) and each later one when `gate` says.
+    pub fn start(path: &Path, parts: Vec<Vec<u8>>, gate: Gate) -> Self {
+        let (written_tx, written) = tokio::sync::watch::channel(0);
+        let (release, released) = mpsc::channel::<()>();
+        let path = path.to_owned();
+        std::thread::spawn(move || {
+            // A reader that opens the pipe only to look at it and close it again breaks the
+            // pipe for the writer: start over for the next reader, a few times.
+            for _ in 0..3 {
+                let Ok(mut pipe) = std::fs::OpenOptions::new().write(true).open(&path) else {
+                    return;
+                };
+                let mut broken = false;
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        match gate {
+                            Gate::Test => {
+                                if released.recv().is_err() {
+                                    return;
+                                }
+                            }
+                            Gate::Pause(pause) => std::thread::sleep(pause),
+                        }
+                    }
+                    if pipe.write_all(part).is_err() {
+                        broken = true;
+                        break;
+                    }
+                    written_tx.send_replace(i + 1);
+                }
+                if !broken || *written_tx.borrow() > 0 {
+                    return;
+                }
+            }
+        });
+        Self { written, release }
+    }
+
+    /// Waits until `parts` parts have been written (the first `parts` of them).
+    pub async fn written(&mut self, parts: usize) {
+        // The feeder thread may end (a broken pipe) before getting there: then this waits for
+        // good, and the test's own limits report it.
+        let _ = self.written.wait_for(|&done| done >= parts).await;
+    }
+
+    /// How many parts have been written so far.
+    pub fn parts_written(&self) -> usize {
+        *self.written.borrow()
+    }
+
+    /// Lets the next part go (with [`Gate::Test`]).
+    pub fn release(&self) {
+        let _ = self.release.send(());
     }
 }
 
@@ -108,6 +226,36 @@ mod tests {
         assert_eq!(TestDir::contents(&path).as_deref(), Some(&b"bee"[..]));
         assert_eq!(dir.name(&path), "b.txt");
         assert_eq!(dir.short(Some(&path)), "Some(\"b.txt\")");
+    }
+
+    #[test]
+    fn an_unreadable_file_cannot_be_read_where_it_is_given() {
+        let dir = TestDir::new();
+        if let Some(path) = dir.write_unreadable("locked", "secret") {
+            assert!(std::fs::read(path).is_err());
+        }
+    }
+
+    #[cfg(unix)]
+    #[crate::test(real_time)]
+    async fn a_pipe_is_fed_part_by_part() {
+        use tokio::io::AsyncReadExt;
+        let dir = TestDir::new();
+        let Some(path) = dir.fifo("pipe") else {
+            return eprintln!("skipped: no mkfifo here");
+        };
+        let mut feeder =
+            PipeFeeder::start(&path, vec![b"one ".to_vec(), b"two".to_vec()], Gate::Test);
+        let mut reader = tokio::fs::File::open(&path).await.unwrap();
+        feeder.written(1).await;
+        let mut first = [0; 4];
+        reader.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"one ");
+        assert_eq!(feeder.parts_written(), 1);
+        feeder.release();
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"two");
     }
 
     #[test]

@@ -5,16 +5,17 @@
 //!   goes, so "dropped" is the precise form of "not leaked".
 //! - [`TaskBaseline`]: the number of live tokio tasks must come back to what it was.
 //! - [`assert_back_to_baseline`]: the same for any count, such as an emitter's listeners.
-//! - [`RssSampler`]: process RSS over many iterations, through `memory-stats`. RSS is noisy (the
-//!   allocator keeps freed pages, the OS maps lazily), so it is only meaningful as steady growth
-//!   over many iterations in one process, after a warm-up: [`RssSampler::slope`] fits a line.
+//! - [`RssSampler`] (from `kata-heap`): process RSS over many iterations.
 
 use std::any::Any;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::completion::alive_tasks;
+use crate::hint::Hint;
 use crate::report;
+
+pub use kata_heap::RssSampler;
 
 /// Watches a value that must be dropped by some point in the test.
 #[derive(Debug)]
@@ -51,13 +52,13 @@ impl DropProbe {
 
     /// Asserts the watched value has been dropped.
     #[track_caller]
-    pub fn assert_dropped(&self, what: &str, hint: &str) {
+    pub fn assert_dropped(&self, what: &str, hint: &Hint) {
         let owners = self.watched.strong_count();
         if owners != 0 {
             report::fail(
                 &format!("{what}: still alive"),
-                "dropped by now",
                 format_args!("still owned ({owners} strong reference(s) left)"),
+                "dropped by now",
                 hint,
             );
         }
@@ -94,9 +95,15 @@ impl TaskBaseline {
     /// Asserts that the live task count is back to the baseline, after letting ready tasks run
     /// and waiting up to `grace` of (virtual) time for them to wind down.
     #[track_caller]
-    pub fn assert_back(&self, grace: Duration, what: &str, hint: &str) -> impl Future<Output = ()> {
+    pub fn assert_back(
+        &self,
+        what: &str,
+        grace: Duration,
+        hint: &Hint,
+    ) -> impl Future<Output = ()> {
         let caller = std::panic::Location::caller();
         let baseline = self.alive;
+        let (what, hint) = (what.to_owned(), hint.clone());
         async move {
             let deadline = tokio::time::Instant::now() + grace;
             loop {
@@ -108,9 +115,9 @@ impl TaskBaseline {
                 if tokio::time::Instant::now() >= deadline {
                     report::fail(
                         &format!("{what}: tasks left running (checked at {caller})"),
-                        format_args!("{baseline} live tokio task(s), as before"),
                         format_args!("{now} live task(s): {} more", now - baseline),
-                        hint,
+                        format_args!("{baseline} live tokio task(s), as before"),
+                        &hint,
                     );
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -121,68 +128,13 @@ impl TaskBaseline {
 
 /// Asserts that a count (listeners, open files, queued jobs) is back to its baseline.
 #[track_caller]
-pub fn assert_back_to_baseline(what: &str, baseline: usize, now: usize, hint: &str) {
+pub fn assert_back_to_baseline(what: &str, now: usize, baseline: usize, hint: &Hint) {
     if now != baseline {
         report::fail(
             &format!("{what}: not back to its baseline"),
-            format_args!("{baseline}, as before"),
             format_args!("{now}"),
+            format_args!("{baseline}, as before"),
             hint,
         );
-    }
-}
-
-/// Samples of the process's resident memory (RSS), one per iteration you choose to sample.
-#[derive(Debug, Clone, Default)]
-pub struct RssSampler {
-    samples: Vec<(u64, usize)>,
-}
-
-impl RssSampler {
-    /// An empty series.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The process's current RSS in bytes, if the platform reports it.
-    pub fn current() -> Option<usize> {
-        memory_stats::memory_stats().map(|stats| stats.physical_mem)
-    }
-
-    /// Records the current RSS against `iteration`. Returns it, or `None` where unsupported.
-    pub fn sample(&mut self, iteration: u64) -> Option<usize> {
-        let rss = Self::current()?;
-        self.samples.push((iteration, rss));
-        Some(rss)
-    }
-
-    /// The samples so far: `(iteration, RSS bytes)`.
-    pub fn samples(&self) -> &[(u64, usize)] {
-        &self.samples
-    }
-
-    /// Last sample minus first, in bytes.
-    pub fn growth(&self) -> isize {
-        match (self.samples.first(), self.samples.last()) {
-            (Some(&(_, first)), Some(&(_, last))) => last as isize - first as isize,
-            _ => 0,
-        }
-    }
-
-    /// Least-squares growth in bytes per iteration; robust to the odd noisy sample.
-    pub fn slope(&self) -> f64 {
-        let n = self.samples.len() as f64;
-        if n < 2.0 {
-            return 0.0;
-        }
-        let mean_x = self.samples.iter().map(|&(x, _)| x as f64).sum::<f64>() / n;
-        let mean_y = self.samples.iter().map(|&(_, y)| y as f64).sum::<f64>() / n;
-        let (mut num, mut den) = (0.0, 0.0);
-        for &(x, y) in &self.samples {
-            let dx = x as f64 - mean_x;
-            num += dx * (y as f64 - mean_y);
-            den += dx * dx;
-        }
-        if den == 0.0 { 0.0 } else { num / den }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::hint::Hint;
 use crate::report;
 
 #[derive(Debug)]
@@ -154,15 +155,15 @@ impl ConcurrencyProbe {
 
     /// Asserts that at most `limit` jobs ever ran at once.
     #[track_caller]
-    pub fn assert_never_above(&self, limit: usize, what: &str, hint: &str) {
+    pub fn assert_never_above(&self, what: &str, limit: usize, hint: &Hint) {
         let state = self.lock();
         if state.max > limit {
             let (max, at) = (state.max, state.max_at);
             drop(state);
             report::fail(
                 &format!("{what}: too many jobs at once"),
+                format_args!("{max} in flight at {:?} (virtual)", crate::timing::At(at)),
                 format_args!("at most {limit} in flight"),
-                format_args!("{max} in flight at {at:?} (virtual)"),
                 hint,
             );
         }
@@ -171,14 +172,14 @@ impl ConcurrencyProbe {
     /// Asserts that at most `limit` jobs ran at once **and** that `limit` was actually reached,
     /// so a limiter that runs jobs one by one (or leaks slots) does not pass.
     #[track_caller]
-    pub fn assert_limit(&self, limit: usize, what: &str, hint: &str) {
-        self.assert_never_above(limit, what, hint);
+    pub fn assert_limit(&self, what: &str, limit: usize, hint: &Hint) {
+        self.assert_never_above(what, limit, hint);
         let max = self.max();
         if max < limit {
             report::fail(
                 &format!("{what}: the concurrency limit was never reached"),
-                format_args!("{limit} jobs in flight at some point"),
                 format_args!("never more than {max} at once"),
+                format_args!("{limit} jobs in flight at some point"),
                 hint,
             );
         }
@@ -199,7 +200,12 @@ impl Drop for ProbeGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hint::Stage;
     use crate::ms;
+
+    fn h() -> Hint {
+        Stage::new("sample", 1).hint("h")
+    }
     use std::sync::Arc;
     use tokio::sync::Semaphore;
 
@@ -225,7 +231,7 @@ mod tests {
     async fn a_correct_limiter_passes() {
         let probe = ConcurrencyProbe::new();
         run_through_semaphore(&probe, 10, 3).await;
-        probe.assert_limit(3, "semaphore(3)", "");
+        probe.assert_limit("semaphore(3)", 3, &h());
         assert_eq!(
             (probe.started(), probe.finished(), probe.current()),
             (10, 10, 0)
@@ -236,13 +242,13 @@ mod tests {
 
     #[test]
     #[should_panic(
-        expected = "semaphore(4): too many jobs at once\n  expected: at most 3 in flight\n  actual:   4 in flight at 0ns"
+        expected = "semaphore(4): too many jobs at once\n  expected: at most 3 in flight\n  actual:   4 in flight at 0ms"
     )]
     fn a_limiter_that_lets_too_many_through_is_caught() {
         crate::run_test(crate::TestConfig::new("too many"), || async {
             let probe = ConcurrencyProbe::new();
             run_through_semaphore(&probe, 10, 4).await;
-            probe.assert_limit(3, "semaphore(4)", "");
+            probe.assert_limit("semaphore(4)", 3, &h());
         });
     }
 
@@ -254,7 +260,7 @@ mod tests {
         crate::run_test(crate::TestConfig::new("sequential"), || async {
             let probe = ConcurrencyProbe::new();
             run_through_semaphore(&probe, 10, 1).await;
-            probe.assert_limit(3, "sequential", "");
+            probe.assert_limit("sequential", 3, &h());
         });
     }
 

@@ -2,16 +2,21 @@
 //!
 //! On the paused clock nothing takes time except timers, so "a tick at 50 ms" means exactly
 //! 50 ms, every run, on every machine. A [`Timeline`] records labelled events against the virtual
-//! clock; [`assert_schedule`] compares the times of one label with the schedule the kata asks for
-//! and reports the first difference, so "one tick too many" and "a tick 1 ms late" read
-//! differently.
+//! clock; [`Timeline::watch`] marks when a future started, finished or was dropped (the instant a
+//! sibling is cancelled is as much a part of a schedule as the instant it ends);
+//! [`assert_schedule`] compares the times of one label with the schedule the kata asks for and
+//! reports the first difference, so "one tick too many" and "a tick 1 ms late" read differently.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::report;
+use crate::hint::Hint;
+use crate::report::{self, Difference};
 
 /// A shared log of `(virtual time since start, label)`; clone it into listeners and tasks.
 #[derive(Debug, Clone)]
@@ -66,6 +71,97 @@ impl Timeline {
             .map(|(at, _)| at)
             .collect()
     }
+
+    /// The first time `label` was recorded, if it was.
+    pub fn first(&self, label: &str) -> Option<Duration> {
+        self.times(label).first().copied()
+    }
+
+    /// Wraps `future` so that the timeline records `"{name} started"` at its first poll, and
+    /// then either `"{name} finished"` when it completes or `"{name} dropped"` when it is dropped
+    /// before that. A future that is never polled records nothing until it is dropped.
+    pub fn watch<F: Future>(&self, name: impl Into<String>, future: F) -> Watched<F> {
+        Watched {
+            future: Box::pin(future),
+            timeline: self.clone(),
+            name: name.into(),
+            state: WatchState::NotStarted,
+        }
+    }
+
+    /// What [`watch`](Self::watch) recorded for `name`: when it started, finished, was dropped.
+    pub fn life(&self, name: &str) -> Life {
+        Life {
+            started: self.first(&format!("{name} started")),
+            finished: self.first(&format!("{name} finished")),
+            dropped: self.first(&format!("{name} dropped")),
+        }
+    }
+}
+
+/// When one watched future started, finished or was dropped (virtual time since the timeline
+/// started); `None`: it did not (yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Life {
+    pub started: Option<Duration>,
+    pub finished: Option<Duration>,
+    pub dropped: Option<Duration>,
+}
+
+impl std::fmt::Display for Life {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let part =
+            |at: Option<Duration>| at.map_or("never".to_owned(), |at| format!("{:?}", At(at)));
+        write!(
+            f,
+            "started {}, finished {}, dropped {}",
+            part(self.started),
+            part(self.finished),
+            part(self.dropped)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WatchState {
+    NotStarted,
+    Running,
+    Done,
+}
+
+/// A future whose start, finish or drop is marked on a [`Timeline`]; see [`Timeline::watch`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Watched<F> {
+    // Boxed, so `Watched` is `Unpin` whatever `F` is: no pin projection needed.
+    future: Pin<Box<F>>,
+    timeline: Timeline,
+    name: String,
+    state: WatchState,
+}
+
+impl<F: Future> Future for Watched<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        if this.state == WatchState::NotStarted {
+            this.state = WatchState::Running;
+            this.timeline.mark(format!("{} started", this.name));
+        }
+        let output = std::task::ready!(this.future.as_mut().poll(cx));
+        this.state = WatchState::Done;
+        this.timeline.mark(format!("{} finished", this.name));
+        Poll::Ready(output)
+    }
+}
+
+impl<F> Drop for Watched<F> {
+    fn drop(&mut self) {
+        if self.state != WatchState::Done {
+            self.timeline.mark(format!("{} dropped", self.name));
+        }
+    }
 }
 
 /// The grid `first, first + step, ...` up to and including `last`.
@@ -118,7 +214,7 @@ fn missing_from(of: &[Duration], other: &[Duration]) -> Vec<Duration> {
 /// The report names the difference: events missing, events extra, or the first event that came
 /// early or late and by how much.
 #[track_caller]
-pub fn assert_schedule(what: &str, actual: &[Duration], expected: &[Duration], hint: &str) {
+pub fn assert_schedule(what: &str, actual: &[Duration], expected: &[Duration], hint: &Hint) {
     if actual == expected {
         return;
     }
@@ -134,11 +230,10 @@ pub fn assert_schedule(what: &str, actual: &[Duration], expected: &[Duration], h
         format!("{} extra event(s) at {}", extra.len(), at_list(&extra))
     } else {
         // Both (or only the order differs): the first event out of place says the most.
-        let i = actual
-            .iter()
-            .zip(expected)
-            .position(|(a, e)| a != e)
-            .unwrap_or(0);
+        let i = match report::first_difference(actual, expected) {
+            Difference::At(at) => at,
+            _ => 0,
+        };
         match (actual.get(i), expected.get(i)) {
             (Some(&a), Some(&e)) => {
                 let (dir, by) = if a < e {
@@ -159,41 +254,41 @@ pub fn assert_schedule(what: &str, actual: &[Duration], expected: &[Duration], h
     };
     report::fail(
         &format!("{what}: wrong schedule ({detail})"),
-        format_args!("{} event(s) at {}", expected.len(), at_list(expected)),
         format_args!("{} event(s) at {}", actual.len(), at_list(actual)),
+        format_args!("{} event(s) at {}", expected.len(), at_list(expected)),
         hint,
     );
 }
 
-/// Asserts that `actual` is within `tolerance` of `expected` (use `Duration::ZERO` for exact).
+/// Asserts that `actual` is exactly `expected`: on the paused clock, elapsed times are exact.
 #[track_caller]
-pub fn assert_elapsed(
-    what: &str,
-    actual: Duration,
-    expected: Duration,
-    tolerance: Duration,
-    hint: &str,
-) {
-    if actual.abs_diff(expected) <= tolerance {
-        return;
+pub fn assert_elapsed(what: &str, actual: Duration, expected: Duration, hint: &Hint) {
+    if actual != expected {
+        let (dir, by) = if actual < expected {
+            ("early", expected - actual)
+        } else {
+            ("late", actual - expected)
+        };
+        report::fail(
+            &format!("{what}: wrong elapsed time ({:?} {dir})", At(by)),
+            format_args!("{:?}", At(actual)),
+            format_args!("exactly {:?}", At(expected)),
+            hint,
+        );
     }
-    let expected = if tolerance.is_zero() {
-        format!("exactly {expected:?}")
-    } else {
-        format!("{expected:?} ± {tolerance:?}")
-    };
-    report::fail(
-        &format!("{what}: wrong elapsed time"),
-        expected,
-        format_args!("{actual:?}"),
-        hint,
-    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hint::Stage;
     use crate::ms;
+
+    const T: Stage = Stage::new("sample", 1);
+
+    fn h() -> Hint {
+        T.hint("h")
+    }
 
     #[test]
     fn grid_includes_both_ends() {
@@ -207,39 +302,45 @@ mod tests {
 
     #[test]
     fn a_right_schedule_passes() {
-        assert_schedule("ticks", &[ms(50), ms(100)], &[ms(50), ms(100)], "");
+        assert_schedule("ticks", &[ms(50), ms(100)], &[ms(50), ms(100)], &h());
     }
 
     #[test]
     #[should_panic(
-        expected = "ticks: wrong schedule (event #2 came at 101ms, 1ms late (expected 100ms))"
+        expected = "ticks: wrong schedule (event #2 came at 101ms, 1ms late (expected 100ms))\n  \
+                    expected: 2 event(s) at [50ms, 100ms]\n  actual:   2 event(s) at [50ms, 101ms]"
     )]
     fn a_late_event_is_caught() {
-        assert_schedule("ticks", &[ms(50), ms(101)], &[ms(50), ms(100)], "");
+        assert_schedule("ticks", &[ms(50), ms(101)], &[ms(50), ms(100)], &h());
     }
 
     #[test]
     #[should_panic(expected = "event #1 came at 0ms, 50ms early (expected 50ms)")]
     fn an_early_event_is_caught() {
-        assert_schedule("ticks", &[ms(0), ms(50)], &[ms(50), ms(101)], "");
+        assert_schedule("ticks", &[ms(0), ms(50)], &[ms(50), ms(101)], &h());
     }
 
     #[test]
     #[should_panic(expected = "ticks: wrong schedule (1 extra event(s) at [150ms])")]
     fn an_extra_event_is_caught() {
-        assert_schedule("ticks", &[ms(50), ms(100), ms(150)], &[ms(50), ms(100)], "");
+        assert_schedule(
+            "ticks",
+            &[ms(50), ms(100), ms(150)],
+            &[ms(50), ms(100)],
+            &h(),
+        );
     }
 
     #[test]
     #[should_panic(expected = "ticks: wrong schedule (1 event(s) missing, due at [100ms])")]
     fn a_missing_event_is_caught() {
-        assert_schedule("ticks", &[ms(50)], &[ms(50), ms(100)], "");
+        assert_schedule("ticks", &[ms(50)], &[ms(50), ms(100)], &h());
     }
 
     #[test]
     #[should_panic(expected = "ticks: wrong schedule (1 event(s) missing, due at [0ms])")]
     fn a_missing_first_event_is_missing_not_late() {
-        assert_schedule("ticks", &[ms(50), ms(100)], &[ms(0), ms(50), ms(100)], "");
+        assert_schedule("ticks", &[ms(50), ms(100)], &[ms(0), ms(50), ms(100)], &h());
     }
 
     #[test]
@@ -249,21 +350,61 @@ mod tests {
             "ticks",
             &[ms(50), Duration::from_micros(100_500)],
             &[ms(50), ms(100)],
-            "",
+            &h(),
         );
     }
 
     #[test]
-    fn elapsed_within_tolerance_passes() {
-        assert_elapsed("run", ms(1000), ms(1000), Duration::ZERO, "");
-        assert_elapsed("run", ms(1004), ms(1000), ms(5), "");
+    fn an_exact_elapsed_time_passes() {
+        assert_elapsed("run", ms(1000), ms(1000), &h());
     }
 
     #[test]
     #[should_panic(
-        expected = "run: wrong elapsed time\n  expected: exactly 1s\n  actual:   1.001s"
+        expected = "run: wrong elapsed time (1ms late)\n  expected: exactly 1000ms\n  actual:   1001ms"
     )]
     fn elapsed_off_by_a_millisecond_is_caught() {
-        assert_elapsed("run", ms(1001), ms(1000), Duration::ZERO, "");
+        assert_elapsed("run", ms(1001), ms(1000), &h());
+    }
+
+    #[crate::test]
+    async fn watch_marks_start_and_finish() {
+        let timeline = Timeline::start();
+        let job = timeline.watch("job", async {
+            tokio::time::sleep(ms(100)).await;
+            7
+        });
+        tokio::time::sleep(ms(20)).await;
+        assert_eq!(job.await, 7);
+        assert_eq!(
+            timeline.life("job"),
+            Life {
+                started: Some(ms(20)),
+                finished: Some(ms(120)),
+                dropped: None
+            }
+        );
+    }
+
+    #[crate::test]
+    async fn watch_marks_a_drop_before_the_end() {
+        let timeline = Timeline::start();
+        let job = timeline.watch("job", tokio::time::sleep(ms(100)));
+        assert!(tokio::time::timeout(ms(30), job).await.is_err());
+        let never_polled = timeline.watch("lazy", std::future::ready(()));
+        tokio::time::sleep(ms(5)).await;
+        drop(never_polled);
+        assert_eq!(
+            timeline.life("job").to_string(),
+            "started 0ms, finished never, dropped 30ms"
+        );
+        assert_eq!(
+            timeline.life("lazy"),
+            Life {
+                started: None,
+                finished: None,
+                dropped: Some(ms(35))
+            }
+        );
     }
 }

@@ -19,7 +19,8 @@ async fn the_body_runs_on_a_thread_named_after_the_test() {
     let name = std::thread::current().name().map(str::to_owned);
     assert_eq!(
         name.as_deref(),
-        Some("attribute::the_body_runs_on_a_thread_named_after_the_test")
+        Some("the_body_runs_on_a_thread_named_after_the_test"),
+        "libtest's name for the test, so a panic message names it as a learner knows it"
     );
 }
 

@@ -3,6 +3,11 @@
 kata_harness::install_allocator!();
 
 use kata_harness::heap::{self, HeapScope};
+use kata_harness::{Hint, Stage};
+
+fn h() -> Hint {
+    Stage::new("sample", 1).hint("h")
+}
 
 #[test]
 fn the_allocator_is_installed() {
@@ -64,14 +69,14 @@ fn nested_scopes_keep_the_outer_peak() {
 )]
 fn a_peak_over_the_limit_is_caught() {
     let ((), report) = heap::measure(|| drop(std::hint::black_box(vec![0_u8; 1 << 20])));
-    heap::assert_peak_below("buffered copy", report, 64 * 1024, "");
+    heap::assert_peak_below("buffered copy", report, 64 * 1024, &h());
 }
 
 #[test]
 #[should_panic(expected = "handler: memory not given back")]
 fn memory_kept_is_caught() {
     let (kept, report) = heap::measure(|| vec![0_u8; 4096]);
-    heap::assert_live_back("handler", report, 1024, "");
+    heap::assert_live_back("handler", report, 1024, &h());
     drop(kept);
 }
 
@@ -129,7 +134,7 @@ fn peaks_about_the_same_for_two_sizes_pass() {
         ("1 MiB", report(30_000)),
         ("4 MiB", report(31_000)),
         4096,
-        "",
+        &h(),
     );
 }
 
@@ -147,6 +152,6 @@ fn a_peak_that_grows_with_the_input_is_caught() {
         ("1 MiB", report(1 << 20)),
         ("4 MiB", report(4 << 20)),
         4096,
-        "",
+        &h(),
     );
 }

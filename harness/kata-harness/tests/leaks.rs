@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use kata_harness::blocking;
 use kata_harness::leaks::{DropProbe, RssSampler, TaskBaseline, assert_back_to_baseline};
-use kata_harness::ms;
+use kata_harness::{Hint, Stage, ms};
+
+fn h() -> Hint {
+    Stage::new("sample", 1).hint("h")
+}
 
 #[test]
 fn a_dropped_value_passes_the_drop_probe() {
@@ -13,7 +17,7 @@ fn a_dropped_value_passes_the_drop_probe() {
     let buffer = (vec![0_u8; 1024], token);
     assert!(!probe.is_dropped());
     drop(buffer);
-    probe.assert_dropped("request buffer", "");
+    probe.assert_dropped("request buffer", &h());
 }
 
 #[test]
@@ -27,7 +31,7 @@ fn a_value_kept_by_a_forgotten_listener_is_caught() {
     listeners.push(Box::new(move || {
         let _ = &token;
     }));
-    probe.assert_dropped("request buffer", "");
+    probe.assert_dropped("request buffer", &h());
     drop(listeners);
 }
 
@@ -49,14 +53,14 @@ async fn aborted_tasks_are_back_to_baseline() {
     for worker in &workers {
         worker.abort();
     }
-    baseline.assert_back(ms(10), "workers", "").await;
+    baseline.assert_back("workers", ms(10), &h()).await;
 }
 
 #[kata_harness::test]
 async fn tasks_that_wind_down_within_the_grace_are_fine() {
     let baseline = TaskBaseline::capture();
     tokio::spawn(tokio::time::sleep(ms(5)));
-    baseline.assert_back(ms(10), "short task", "").await;
+    baseline.assert_back("short task", ms(10), &h()).await;
 }
 
 #[kata_harness::test]
@@ -67,7 +71,7 @@ async fn leaked_tasks_are_caught() {
         // Detached and endless: what a queue that forgets its workers leaves behind.
         tokio::spawn(std::future::pending::<()>());
     }
-    baseline.assert_back(ms(100), "workers", "").await;
+    baseline.assert_back("workers", ms(100), &h()).await;
 }
 
 #[test]
@@ -75,8 +79,8 @@ async fn leaked_tasks_are_caught() {
     expected = "listeners: not back to its baseline\n  expected: 0, as before\n  actual:   1000"
 )]
 fn a_count_off_its_baseline_is_caught() {
-    assert_back_to_baseline("listeners", 0, 0, "");
-    assert_back_to_baseline("listeners", 0, 1000, "");
+    assert_back_to_baseline("listeners", 0, 0, &h());
+    assert_back_to_baseline("listeners", 1000, 0, &h());
 }
 
 #[test]
@@ -123,7 +127,8 @@ async fn the_blocking_detector_catches_a_blocking_sleep() {
     .await;
     assert!(report.max_gap >= ms(55), "{report:?}");
     let caught = std::panic::catch_unwind(|| {
-        blocking::assert_not_blocked("sleepy job", report, ms(20), "use tokio::time::sleep");
+        let hint = Stage::new("sample", 1).hint("use tokio::time::sleep");
+        blocking::assert_not_blocked("sleepy job", report, ms(20), &hint);
     });
     assert!(caught.is_err());
 }
@@ -137,7 +142,7 @@ async fn the_blocking_detector_accepts_async_code() {
     })
     .await;
     assert!(report.beats >= 900, "{report:?}");
-    blocking::assert_not_blocked("async job", report, ms(40), "");
+    blocking::assert_not_blocked("async job", report, ms(40), &h());
 }
 
 #[kata_harness::test(real_time)]

@@ -32,17 +32,22 @@ where
     (message, took)
 }
 
-/// A hang caught by the real-time watchdog: the right words, the test's name, in time.
+/// How a hung test was stuck, in the words of the watchdog's hint.
+const IN_ONE_POLL: &str = "no task ran while the watchdog waited";
+const KEPT_POLLING: &str = "tokio kept running tasks, but the test never finished";
+
+/// A hang caught by the real-time watchdog: the right words, the test's name, how it was
+/// stuck, in time.
 ///
 /// The first hang of the process waits the full limit; later ones (these tests run in parallel,
-/// so which come later varies) wait 1 s and say so.
-fn assert_watchdog(name: &str, message: &str, took: Duration) {
+/// so which come later varies) wait 1 s and name the test that hung first.
+fn assert_watchdog(name: &str, message: &str, took: Duration, stuck: &str) {
     assert!(
         message.starts_with(&format!("{name}: stopped by the watchdog")),
         "{message}"
     );
-    assert!(message.contains("hint: "), "{message}");
-    let shortened = message.contains("(shortened: an earlier test already hung)");
+    assert!(message.contains(&format!("hint: {stuck}")), "{message}");
+    let shortened = message.contains("already hung)");
     let limit = if shortened {
         Duration::from_secs(1)
     } else {
@@ -65,7 +70,7 @@ fn a_busy_loop_is_stopped() {
         }
     });
     RELEASE.store(true, Ordering::Relaxed); // let the abandoned thread end and free its core
-    assert_watchdog("busy_loop", &message, took);
+    assert_watchdog("busy_loop", &message, took, IN_ONE_POLL);
 }
 
 #[test]
@@ -83,7 +88,7 @@ fn a_std_mutex_held_across_an_await_is_stopped() {
             .unwrap();
         drop(guard);
     });
-    assert_watchdog("std_mutex_deadlock", &message, took);
+    assert_watchdog("std_mutex_deadlock", &message, took, IN_ONE_POLL);
 }
 
 #[test]
@@ -100,7 +105,7 @@ fn a_never_ending_spawn_blocking_is_stopped() {
         .unwrap();
     });
     RELEASE.store(true, Ordering::Relaxed);
-    assert_watchdog("endless_spawn_blocking", &message, took);
+    assert_watchdog("endless_spawn_blocking", &message, took, IN_ONE_POLL);
 }
 
 #[test]
@@ -116,7 +121,25 @@ fn a_yield_now_livelock_is_stopped() {
         spinner.await.unwrap();
     });
     RELEASE.store(true, Ordering::Relaxed);
-    assert_watchdog("yield_livelock", &message, took);
+    assert_watchdog("yield_livelock", &message, took, KEPT_POLLING);
+}
+
+#[test]
+fn a_loop_that_awaits_a_billion_times_is_not_called_a_busy_loop() {
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    let (message, took) = hang("billion_awaits", || async {
+        // It yields on every step, through a semaphore as a limiter would: tokio keeps running
+        // it, it just never ends.
+        let limiter = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let mut steps = 0_u64;
+        while !RELEASE.load(Ordering::Relaxed) && steps < 4_000_000_000 {
+            let _slot = limiter.acquire().await.unwrap();
+            tokio::task::yield_now().await;
+            steps += 1;
+        }
+    });
+    RELEASE.store(true, Ordering::Relaxed);
+    assert_watchdog("billion_awaits", &message, took, KEPT_POLLING);
 }
 
 #[test]

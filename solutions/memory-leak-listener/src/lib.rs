@@ -26,8 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kata_emitter::EventEmitter;
-use kata_harness::heap::{HeapScope, bytes};
-use kata_harness::leaks::RssSampler;
+use kata_heap::{HeapScope, RssSampler, bytes};
 
 /// The size of a request's body: large enough that keeping it shows.
 pub const BUFFER_SIZE: usize = 64 * 1024;
