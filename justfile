@@ -51,7 +51,7 @@ solution kata stage="": _runner
 # Run a kata's profiling demo, e.g. `just profile memory-leak-listener` (RSS of a leak, plotted)
 [group('learn')]
 profile kata *args:
-    cargo run --release --package {{ kata }}-solution --bin profile -- {{ args }}
+    cargo run --release --package kata-benches --bin profile-{{ kata }} -- {{ args }}
 
 # Benchmarks of the reference solutions against their peers, written to BENCHMARKS.md (release; minutes)
 [group('maintain')]
@@ -61,8 +61,8 @@ bench:
 # The I/O katas against cat and gzip on files of `size` MiB made in `dir` (release; not in ci)
 [group('maintain')]
 bench-io size="256" dir="target/bench-io":
-    cargo run --quiet --release --locked --package concat-files-solution --bin concat-files-bench -- --dir {{ dir }}/concat-files --size-mib {{ size }}
-    cargo run --quiet --release --locked --package gzip-streams-solution --bin gzip-streams-bench -- --dir {{ dir }}/gzip-streams --size-mib {{ size }}
+    cargo run --quiet --release --locked --package kata-benches --bin concat-files-bench -- --dir {{ dir }}/concat-files --size-mib {{ size }}
+    cargo run --quiet --release --locked --package kata-benches --bin gzip-streams-bench -- --dir {{ dir }}/gzip-streams --size-mib {{ size }}
 
 # The stub check: every test fails on the untouched stub and passes on the solution
 [group('maintain')]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `just bench`: every benchmark of the reference solutions in one run on this machine, written to
-# BENCHMARKS.md and printed. Each Rust benchmark is a `[[bench]] harness = false` target of a
-# solution crate that prints Markdown rows (see harness/kata-harness/src/bench.rs); this script
+# BENCHMARKS.md and printed. Each Rust benchmark is a `[[bench]] harness = false` target of the
+# kata-benches crate (this directory) that prints Markdown rows (see src/lib.rs); this script
 # adds the feedback-loop rows, which are about the repository rather than one crate.
 #
 # BENCH_SKIP_COLD_CI=1 skips the cold `just ci` row (it builds everything from scratch);
@@ -17,11 +17,10 @@ seconds() { date +%s.%N; }
 elapsed() { awk -v now="$(seconds)" -v start="$1" 'BEGIN { print now - start }'; }
 
 echo "building the benchmarks (release)..." >&2
-cargo bench --quiet --locked --no-run -p pclimit-solution -p work-queue-solution -p ticker-solution
-for bench in "pclimit-solution overhead" "work-queue-solution classify" "ticker-solution drift"; do
-    set -- $bench
-    echo "running $1 --bench $2..." >&2
-    cargo bench --quiet --locked -p "$1" --bench "$2" >>"$rows"
+cargo bench --quiet --locked --no-run -p kata-benches --bench overhead --bench classify --bench drift
+for bench in overhead classify drift; do
+    echo "running --bench $bench..." >&2
+    cargo bench --quiet --locked -p kata-benches --bench "$bench" >>"$rows"
 done
 
 # Feedback loop 1: `just test ticker` after a one-line edit, with everything else built. The
@@ -60,13 +59,13 @@ fi
 
 # The I/O katas' comparisons with cat and gzip, where those katas exist (also `just bench-io`).
 for kata in concat-files gzip-streams; do
-    if [ "${BENCH_SKIP_IO:-0}" != 1 ] && [ -f "solutions/$kata/src/bin/bench.rs" ]; then
+    if [ "${BENCH_SKIP_IO:-0}" != 1 ] && [ -f "benches/src/bin/$kata-bench.rs" ]; then
         echo "running $kata's bench (release)..." >&2
         {
             echo
             echo "### $kata"
             echo
-            cargo run --quiet --release --locked -p "$kata-solution" --bin "$kata-bench" -- --dir "target/bench-io/$kata"
+            cargo run --quiet --release --locked -p kata-benches --bin "$kata-bench" -- --dir "target/bench-io/$kata"
         } >>"$io"
     fi
 done

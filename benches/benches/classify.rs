@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use kata_harness::bench::{human, median_time, python_peer, row};
+use kata_benches::{human, median_time, python_peer, row};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use work_queue::{Parity, classify};

@@ -1,14 +1,15 @@
 //! `concat_files` in process, measured by divan: 4 files of 8 MiB (in the page cache) into one,
 //! and the engine under it, `concat_read_ahead`, with 0, 1 and 4 sources read ahead.
 //!
-//! `cargo bench -p concat-files-solution --bench concat`. For the comparison with `cat`, see the
-//! `bench` binary (`just bench-io`).
+//! `cargo bench -p kata-benches --bench concat`. For the comparison with `cat`, see the
+//! `concat-files-bench` binary (`just bench-io`).
 
 use std::path::PathBuf;
 
 use concat_files::{concat_files, concat_read_ahead};
 use divan::Bencher;
 use divan::counter::BytesCount;
+use kata_harness::data::random_bytes;
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
 
@@ -23,17 +24,9 @@ fn main() {
 /// A directory with the source files, filled with pseudo-random bytes.
 fn sources() -> (TempDir, Vec<PathBuf>) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
     let paths = (0..FILES)
         .map(|i| {
-            let data: Vec<u8> = (0..FILE_SIZE / 8)
-                .flat_map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state.to_le_bytes()
-                })
-                .collect();
+            let data = random_bytes(i as u64, FILE_SIZE);
             let path = dir.path().join(format!("source-{i}.bin"));
             std::fs::write(&path, data).expect("a source file");
             path

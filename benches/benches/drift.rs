@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kata_harness::bench::row;
+use kata_benches::row;
 use ticker::{INTERVAL, Tick, Ticker};
 use tokio::time::Instant;
 

@@ -1,4 +1,4 @@
-//! In-process figures for the gzip kata (`cargo bench -p gzip-streams-solution`): the three
+//! In-process figures for the gzip kata (`cargo bench -p kata-benches --bench gzip`): the three
 //! functions on an 8 MiB text file, beside flate2 compressing the same bytes in memory, which is
 //! the floor: what is left above it is the cost of the files, the pipeline and the runtime.
 //!
@@ -31,7 +31,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let data = log_text(SIZE);
+        let data = kata_harness::data::text(SIZE);
         let text = dir.path().join("input.txt");
         let gz = dir.path().join("input.txt.gz");
         std::fs::write(&text, &data).expect("write the input");
@@ -43,33 +43,6 @@ fn fixture() -> &'static Fixture {
             gz,
         }
     })
-}
-
-/// Deterministic log-like lines: compressible the way real logs are.
-fn log_text(size: usize) -> Vec<u8> {
-    const WORDS: [&str; 8] = [
-        "GET",
-        "POST",
-        "/index.html",
-        "/api/users",
-        "200",
-        "404",
-        "ms",
-        "ok",
-    ];
-    let mut out = Vec::with_capacity(size + 128);
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    while out.len() < size {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let words: Vec<&str> = (0..6)
-            .map(|i| WORDS[(state >> (i * 3)) as usize & 7])
-            .collect();
-        out.extend_from_slice(format!("{} {}\n", state % 100_000, words.join(" ")).as_bytes());
-    }
-    out.truncate(size);
-    out
 }
 
 fn in_memory(data: &[u8]) -> Vec<u8> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::future::join_all;
-use kata_harness::bench::{median_time, per_item, python_peer, row};
+use kata_benches::{median_time, per_item, python_peer, row};
 use pclimit::PCLimit;
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;

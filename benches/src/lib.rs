@@ -1,6 +1,6 @@
 //! Small helpers for the reference solutions' benchmarks (`just bench`).
 //!
-//! Each benchmark is a `[[bench]] harness = false` target of a solution crate. It times our code
+//! Each benchmark is a `[[bench]] harness = false` target of this crate. It times our code
 //! and a peer on the same work in the same run, takes the median of several runs, and prints
 //! rows of one Markdown table that `just bench` gathers into `BENCHMARKS.md`:
 //! `| row | ours | peer | peer's figure | ours / peer | target |`.
@@ -51,7 +51,7 @@ pub fn python_peer(args: &[&str]) -> Option<Duration> {
 }
 
 /// The repository's root: benchmarks run with the crate's directory as their working directory.
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     crate_dir
         .ancestors()

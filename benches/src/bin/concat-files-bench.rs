@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
 use concat_files::concat_files;
+use kata_harness::data::Xorshift;
 
 /// concat_files against cat: wall time, throughput and peak RSS, as a Markdown table.
 #[derive(Parser)]
@@ -183,7 +184,6 @@ fn bench(args: &Bench) -> Result<()> {
 
 /// Writes the source files (or keeps those already there with the right size).
 fn make_sources(dir: &Path, total: u64) -> Result<Vec<PathBuf>> {
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
     (0..SOURCES)
         .map(|i| {
             let size = total / SOURCES + if i == SOURCES - 1 { total % SOURCES } else { 0 };
@@ -195,15 +195,14 @@ fn make_sources(dir: &Path, total: u64) -> Result<Vec<PathBuf>> {
             let file =
                 File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
             let mut out = BufWriter::with_capacity(MIB as usize, file);
+            // Pseudo-random: no pattern a file system could compress or dedupe.
+            let mut random = Xorshift::new(i);
+            let mut block = vec![0; MIB as usize];
             let mut written = 0;
             while written < size {
-                // xorshift: cheap, and no pattern a file system could compress or dedupe.
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let bytes = state.to_le_bytes();
-                let n = (size - written).min(8) as usize;
-                out.write_all(&bytes[..n])?;
+                let n = (size - written).min(MIB) as usize;
+                random.fill(&mut block[..n]);
+                out.write_all(&block[..n])?;
                 written += n as u64;
             }
             out.flush()

@@ -9,7 +9,7 @@
 //! real.
 
 // The heap figures of `measure` come from the harness's counting allocator.
-kata_harness::install_allocator!();
+kata_heap::install_allocator!();
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
