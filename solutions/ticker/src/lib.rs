@@ -46,14 +46,20 @@ type Clock = Box<dyn FnMut() -> u64 + Send>;
 
 /// A ticker to configure, then [`start`](Ticker::start).
 ///
-/// ```no_run
+/// ```
 /// # use std::time::Duration;
-/// # use ticker::Ticker;
-/// # async fn demo() {
-/// let emitter = Ticker::new(Duration::from_millis(1000))
+/// # use ticker::{Tick, Ticker};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let (done, finished) = tokio::sync::oneshot::channel();
+/// let emitter = Ticker::new(Duration::from_millis(120))
 ///     .immediate()
-///     .start(|result| println!("done: {result:?}"));
-/// let _listening = emitter.on(|tick: &ticker::Tick| println!("tick {}", tick.count));
+///     .start(move |result| {
+///         let _ = done.send(result);
+///     });
+/// let _listening = emitter.on(|tick: &Tick| println!("tick {}", tick.count));
+/// // Ticks at 0, 50 and 100 ms, then the result at 120 ms.
+/// assert_eq!(finished.await.unwrap(), Ok(3));
 /// # }
 /// ```
 pub struct Ticker {
