@@ -60,10 +60,14 @@ impl ConcurrencyProbe {
             finished: 0,
             history: Vec::new(),
         };
-        Self {
+        let probe = Self {
             state: Arc::new(Mutex::new(state)),
             figures: crate::record::current(),
+        };
+        if let Some(figures) = &probe.figures {
+            figures.register_probe(&probe);
         }
+        probe
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -8,11 +8,13 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use kata_record::{Outcome, RECORD_DIR_VAR, Record, Stuck};
+pub use kata_record::{Clock, MAX_POINTS, Outcome, RECORD_DIR_VAR, Record, Stuck};
+
+use crate::probe::ConcurrencyProbe;
 
 /// Figures gathered while one test runs. Shared between the test's threads, hence atomics;
 /// `u64::MAX` / `0` mean "not measured".
@@ -21,6 +23,8 @@ pub(crate) struct Figures {
     virtual_ns: AtomicU64,
     peak_heap: AtomicU64,
     max_concurrency: AtomicUsize,
+    /// The test's first probe, whose history the record keeps (for `just compare`'s chart).
+    first_probe: Mutex<Option<ConcurrencyProbe>>,
 }
 
 impl Default for Figures {
@@ -29,6 +33,7 @@ impl Default for Figures {
             virtual_ns: AtomicU64::new(u64::MAX),
             peak_heap: AtomicU64::new(u64::MAX),
             max_concurrency: AtomicUsize::new(0),
+            first_probe: Mutex::new(None),
         }
     }
 }
@@ -51,6 +56,14 @@ impl Figures {
         self.max_concurrency.fetch_max(in_flight, Ordering::Relaxed);
     }
 
+    /// Called by every probe when it is made; the first one's history is recorded.
+    pub(crate) fn register_probe(&self, probe: &ConcurrencyProbe) {
+        let mut first = self.first_probe.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            *first = Some(probe.clone());
+        }
+    }
+
     /// Copies the figures into `record`.
     pub(crate) fn fill(&self, record: &mut Record) {
         let measured = |value: u64| (value != u64::MAX).then_some(value);
@@ -61,6 +74,22 @@ impl Figures {
             0 => None,
             max => Some(max as u64),
         };
+        let probe = self
+            .first_probe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(probe) = probe {
+            let history = probe.levels_over_time();
+            // Thinned evenly when long: a chart a few dozen columns wide needs no more.
+            let step = history.len().div_ceil(MAX_POINTS).max(1);
+            record.concurrency = history
+                .iter()
+                .step_by(step)
+                .chain(history.last().filter(|_| step > 1))
+                .map(|&(at, level)| (at.as_millis() as u64, level as u64))
+                .collect();
+        }
     }
 }
 

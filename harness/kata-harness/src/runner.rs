@@ -31,17 +31,12 @@ use std::time::{Duration, Instant};
 
 use crate::completion::alive_tasks;
 use crate::heap::Account;
-use crate::record::{self, Figures, Outcome, Record, Stuck};
+use crate::record::{self, Clock, Figures, Outcome, Record, Stuck};
 use crate::report::{self, Kind};
+use kata_record::settings::Settings;
 
-/// The watchdog's default real-time limit; `KATA_WATCHDOG_SECS` overrides it (say, under a
-/// debugger or on a very slow machine).
-const DEFAULT_WATCHDOG: Duration = Duration::from_secs(5);
 /// The default virtual-time limit: far beyond any kata's schedule, and free to reach.
 const DEFAULT_VIRTUAL_LIMIT: Duration = Duration::from_secs(3600);
-/// The default heap ceiling of one test; `KATA_MEMORY_LIMIT_MIB` overrides it. Ten times what
-/// the hungriest suite needs, and far below any machine's memory, even with a test per core.
-const DEFAULT_MEMORY_LIMIT_MIB: u64 = 512;
 /// The watchdog limit for the rest of a run once one test has hung. A hang in the learner's code
 /// usually hangs every test, and the abandoned threads keep spinning: waiting the full limit for
 /// each would turn one mistake into a minute of silence.
@@ -55,53 +50,12 @@ const CHILD_VAR: &str = "KATA_HARNESS_CHILD";
 /// The first test of this process that the watchdog stopped.
 static HUNG: OnceLock<String> = OnceLock::new();
 
-/// The limits the environment asks for, read once per process.
-#[derive(Debug, Clone, Copy)]
-struct Settings {
-    watchdog: Duration,
-    memory_limit: usize,
-}
-
-/// Reads `KATA_WATCHDOG_SECS` and `KATA_MEMORY_LIMIT_MIB`; a value that makes no sense is an
-/// error that every test reports, rather than a limit silently ignored.
+/// The limits the environment asks for (`KATA_WATCHDOG_SECS`, `KATA_MEMORY_LIMIT_MIB`), read
+/// once per process; a value that makes no sense is an error every test reports, rather than a
+/// limit silently ignored.
 fn settings() -> &'static Result<Settings, String> {
     static SETTINGS: OnceLock<Result<Settings, String>> = OnceLock::new();
-    SETTINGS.get_or_init(|| {
-        Ok(Settings {
-            watchdog: parse_watchdog(std::env::var("KATA_WATCHDOG_SECS").ok().as_deref())?,
-            memory_limit: parse_memory_limit(
-                std::env::var("KATA_MEMORY_LIMIT_MIB").ok().as_deref(),
-            )?,
-        })
-    })
-}
-
-fn parse_watchdog(value: Option<&str>) -> Result<Duration, String> {
-    let Some(text) = value.map(str::trim).filter(|text| !text.is_empty()) else {
-        return Ok(DEFAULT_WATCHDOG);
-    };
-    match text.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => {
-            Ok(Duration::from_secs_f64(secs))
-        }
-        _ => Err(format!(
-            "KATA_WATCHDOG_SECS={text:?} is not a time limit: give a number of seconds above 0 \
-             (such as 5, the default, or 2.5), or unset it"
-        )),
-    }
-}
-
-fn parse_memory_limit(value: Option<&str>) -> Result<usize, String> {
-    let Some(text) = value.map(str::trim).filter(|text| !text.is_empty()) else {
-        return Ok((DEFAULT_MEMORY_LIMIT_MIB << 20) as usize);
-    };
-    match text.parse::<u64>() {
-        Ok(mib) if (16..=1 << 20).contains(&mib) => Ok((mib << 20) as usize),
-        _ => Err(format!(
-            "KATA_MEMORY_LIMIT_MIB={text:?} is not a memory ceiling: give a whole number of MiB \
-             from 16 up ({DEFAULT_MEMORY_LIMIT_MIB} is the default), or unset it"
-        )),
-    }
+    SETTINGS.get_or_init(Settings::from_env)
 }
 
 /// How one test runs. Built by `#[kata_harness::test]`; build it by hand only for odd cases.
@@ -122,13 +76,7 @@ impl TestConfig {
     pub fn new(name: &'static str) -> Self {
         let (settings, settings_error) = match settings() {
             Ok(settings) => (*settings, None),
-            Err(error) => (
-                Settings {
-                    watchdog: DEFAULT_WATCHDOG,
-                    memory_limit: (DEFAULT_MEMORY_LIMIT_MIB << 20) as usize,
-                },
-                Some(error.clone()),
-            ),
+            Err(error) => (Settings::default(), Some(error.clone())),
         };
         Self {
             name,
@@ -305,6 +253,11 @@ where
     install_panic_hook();
     let test = config.test_name();
     let mut record = Record::running(&test);
+    record.clock = Some(if config.paused {
+        Clock::Paused
+    } else {
+        Clock::Real
+    });
     if let Some(error) = &config.settings_error {
         record.outcome = Outcome::Panicked;
         record.message = Some(error.clone());
@@ -429,7 +382,7 @@ where
         }
         Ending::Body(BodyEnd::VirtualTimeout { alive }, real) => {
             let message = report::format(
-                &format!("{}: never finished (deadlock)", config.name),
+                &format!("{test}: never finished (deadlock)"),
                 format_args!(
                     "every task stopped making progress; {alive} tokio task(s) still alive"
                 ),
@@ -443,7 +396,7 @@ where
             fail_with(&config, record, message);
         }
         Ending::Lost => {
-            let message = format!("{}: the test thread ended without a result", config.name);
+            let message = format!("{test}: the test thread ended without a result");
             record.outcome = Outcome::Panicked;
             record.real = Some(started.elapsed());
             fail_with(&config, record, message);
@@ -451,7 +404,7 @@ where
         Ending::OutOfMemory => {
             let limit = crate::heap::bytes(config.memory_limit as f64);
             let message = report::format(
-                &format!("{}: stopped for using too much memory", config.name),
+                &format!("{test}: stopped for using too much memory"),
                 format_args!(
                     "{} allocated when it was stopped, after {:.1?}",
                     crate::heap::bytes(account.peak() as f64),
@@ -491,7 +444,7 @@ where
                 }
             };
             let message = report::format(
-                &format!("{}: stopped by the watchdog", config.name),
+                &format!("{test}: stopped by the watchdog"),
                 format_args!("still running after {:.1?}", started.elapsed()),
                 format_args!("the test to finish within {watchdog:?} of real time{shortened}"),
                 hint,
@@ -616,31 +569,6 @@ mod child {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_watchdog_setting_takes_seconds_above_zero() {
-        assert_eq!(parse_watchdog(None), Ok(DEFAULT_WATCHDOG));
-        assert_eq!(parse_watchdog(Some(" ")), Ok(DEFAULT_WATCHDOG));
-        assert_eq!(parse_watchdog(Some("2.5")), Ok(Duration::from_millis(2500)));
-        assert_eq!(parse_watchdog(Some("30")), Ok(Duration::from_secs(30)));
-        for bad in ["abc", "-1", "0", "inf", "NaN", "1e9"] {
-            let error = parse_watchdog(Some(bad)).unwrap_err();
-            assert!(
-                error.starts_with(&format!("KATA_WATCHDOG_SECS=\"{bad}\"")),
-                "{error}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_memory_setting_takes_whole_mib_from_16() {
-        assert_eq!(parse_memory_limit(None), Ok(512 << 20));
-        assert_eq!(parse_memory_limit(Some("64")), Ok(64 << 20));
-        for bad in ["abc", "-1", "0", "15", "2.5"] {
-            let error = parse_memory_limit(Some(bad)).unwrap_err();
-            assert!(error.contains("is not a memory ceiling"), "{error}");
-        }
-    }
 
     #[test]
     fn paths_lose_their_way_up() {

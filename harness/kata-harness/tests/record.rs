@@ -60,6 +60,12 @@ fn a_passing_test_records_its_figures() {
         "exact, on the paused clock"
     );
     assert_eq!(record.max_concurrency, Some(3));
+    assert_eq!(
+        record.concurrency,
+        vec![(0, 3), (1000, 0)],
+        "the probe's levels over time, in ms"
+    );
+    assert_eq!(record.clock, Some(kata_harness::record::Clock::Paused));
     let peak = record.peak_heap.unwrap();
     assert!((3 << 20..4 << 20).contains(&peak), "3 MiB at once: {peak}");
     assert!(

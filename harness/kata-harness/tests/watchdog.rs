@@ -42,8 +42,10 @@ const KEPT_POLLING: &str = "tokio kept running tasks, but the test never finishe
 /// The first hang of the process waits the full limit; later ones (these tests run in parallel,
 /// so which come later varies) wait 1 s and name the test that hung first.
 fn assert_watchdog(name: &str, message: &str, took: Duration, stuck: &str) {
+    // The message names the test as libtest does: the name of the thread it runs on.
+    let test = std::thread::current().name().unwrap_or(name).to_owned();
     assert!(
-        message.starts_with(&format!("{name}: stopped by the watchdog")),
+        message.starts_with(&format!("{test}: stopped by the watchdog")),
         "{message}"
     );
     assert!(message.contains(&format!("hint: {stuck}")), "{message}");
@@ -150,7 +152,8 @@ fn an_async_deadlock_fails_at_once_in_real_time() {
         let _ = receiver.await;
     });
     assert!(
-        message.starts_with("async_deadlock: never finished (deadlock)"),
+        message
+            .starts_with("an_async_deadlock_fails_at_once_in_real_time: never finished (deadlock)"),
         "{message}"
     );
     assert!(message.contains("1 tokio task(s) still alive"), "{message}");

@@ -12,15 +12,20 @@
 //! ```text
 //! test=stage1_ticks::case_2_one_second
 //! outcome=check-failed
+//! clock=paused
 //! real_ns=1834021
 //! virtual_ns=1000000000
 //! peak_heap=52113
 //! max_concurrency=4
+//! concurrency=0:1,10:2,20:0
 //! location=tests/ticker.rs:42:5
 //! message=ticks: wrong schedule\n  expected: ...
 //! ```
 //!
-//! This crate has no dependencies, so the runner reads records without building tokio.
+//! This crate has no dependencies, so the runner reads records without building tokio. It also
+//! holds the other thing the two share: the environment settings both validate ([`settings`]).
+
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -120,6 +125,30 @@ impl Stuck {
     }
 }
 
+/// Which clock a test ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Clock {
+    /// tokio's paused clock: its times are exact and the same on every machine.
+    Paused,
+    /// The real clock (`real_time` tests): its times are this machine's, noise included.
+    Real,
+}
+
+impl Clock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Paused => "paused",
+            Self::Real => "real",
+        }
+    }
+
+    fn parse(word: &str) -> Option<Self> {
+        [Self::Paused, Self::Real]
+            .into_iter()
+            .find(|clock| clock.as_str() == word)
+    }
+}
+
 /// What the harness saw of one test. `None`: not measured (or not applicable).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
@@ -128,18 +157,27 @@ pub struct Record {
     pub outcome: Outcome,
     /// For a hung test: how it was stuck.
     pub stuck: Option<Stuck>,
+    /// The clock the test ran on (so a reader knows whether `virtual_time` is exact).
+    pub clock: Option<Clock>,
     pub real: Option<Duration>,
-    /// Absent when the test hung: its clock never stopped.
+    /// The test's time on its runtime's clock: exact on the paused clock. Absent when the test
+    /// hung: its clock never stopped.
     pub virtual_time: Option<Duration>,
     /// Peak heap bytes of the test's account (when the suite installs the counting allocator).
     pub peak_heap: Option<u64>,
     /// The most jobs a concurrency probe saw in flight at once (when the test used one).
     pub max_concurrency: Option<u64>,
+    /// The probe's in-flight count over time, `(milliseconds since the probe was made, jobs)`
+    /// at every change, thinned to at most [`MAX_POINTS`] points.
+    pub concurrency: Vec<(u64, u64)>,
     /// For a failure: where it happened, e.g. `tests/ticker.rs:42:5`.
     pub location: Option<String>,
     /// For a failure: the message, as the harness or the panic wrote it.
     pub message: Option<String>,
 }
+
+/// The most points of concurrency history a record keeps.
+pub const MAX_POINTS: usize = 400;
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
@@ -199,6 +237,7 @@ impl Record {
             }
         };
         field("stuck", self.stuck.map(|s| s.as_str().to_owned()));
+        field("clock", self.clock.map(|c| c.as_str().to_owned()));
         field("real_ns", self.real.map(|d| nanos(d).to_string()));
         field(
             "virtual_ns",
@@ -208,6 +247,16 @@ impl Record {
         field(
             "max_concurrency",
             self.max_concurrency.map(|n| n.to_string()),
+        );
+        field(
+            "concurrency",
+            (!self.concurrency.is_empty()).then(|| {
+                self.concurrency
+                    .iter()
+                    .map(|(at, level)| format!("{at}:{level}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
         );
         field("location", self.location.clone());
         field("message", self.message.clone());
@@ -231,10 +280,18 @@ impl Record {
                     outcome = true;
                 }
                 "stuck" => record.stuck = Stuck::parse(value.trim()),
+                "clock" => record.clock = Clock::parse(value.trim()),
                 "real_ns" => record.real = number.map(Duration::from_nanos),
                 "virtual_ns" => record.virtual_time = number.map(Duration::from_nanos),
                 "peak_heap" => record.peak_heap = number,
                 "max_concurrency" => record.max_concurrency = number,
+                "concurrency" => {
+                    record.concurrency = value
+                        .split(',')
+                        .filter_map(|point| point.split_once(':'))
+                        .filter_map(|(at, level)| Some((at.parse().ok()?, level.parse().ok()?)))
+                        .collect();
+                }
                 "location" => record.location = Some(unescape(value)),
                 "message" => record.message = Some(unescape(value)),
                 _ => {}
@@ -292,10 +349,12 @@ mod tests {
             test: "stage2_b::case_1".to_owned(),
             outcome: Outcome::Hung,
             stuck: Some(Stuck::KeptPolling),
+            clock: Some(Clock::Paused),
             real: Some(Duration::from_micros(5)),
             virtual_time: Some(Duration::from_secs(1)),
             peak_heap: Some(4096),
             max_concurrency: Some(3),
+            concurrency: vec![(0, 1), (10, 3), (20, 0)],
             location: Some("tests/ticker.rs:42:5".to_owned()),
             message: Some("ticks: wrong\n  expected: a = b\\c\r\n  actual:   \\n".to_owned()),
         }
@@ -317,7 +376,7 @@ mod tests {
     #[test]
     fn a_message_stays_on_one_line() {
         let text = full().render();
-        assert_eq!(text.lines().count(), 9, "{text}");
+        assert_eq!(text.lines().count(), 11, "{text}");
         assert!(
             text.ends_with(
                 "message=ticks: wrong\\n  expected: a = b\\\\c\\r\\n  actual:   \\\\n\n"
