@@ -2,6 +2,9 @@
 # `just` shows the katas and your progress; `just --list` shows every command, learner's first.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
+# Arguments reach the runner as arguments ("$@"), never as shell code: `just test ticker '(2)'`
+# or a test name with spaces is passed on exactly as typed.
+set positional-arguments
 
 # The runner's own messages say what failed and what to do next, so the recipes that call it
 # are `[no-exit-message]`: just's "recipe failed" line would only add noise after them.
@@ -12,46 +15,47 @@ runner := "cargo run --quiet --package kata --"
 default: _runner
     @{{ runner }} status
 
-# Run a kata's tests on your code (default: the next unsolved kata), e.g. `just test ticker stage1`; `just test all` runs every kata
+# Run a kata's tests on your code (default: the next unsolved kata): `just test ticker`, `just test ticker 2`, `just test ticker "does not block"`, `just test all`
 [group('learn')]
 [no-exit-message]
-test kata="" stage="": _runner
-    @{{ runner }} test {{ kata }} {{ stage }}
+test *args: _runner
+    @{{ runner }} test "$@"
 
 # Re-run a kata's tests every time you save a file (default: the next unsolved kata)
 [group('learn')]
 [no-exit-message]
-watch kata="": _runner
-    @{{ runner }} watch {{ kata }}
+watch *args: _runner
+    @{{ runner }} watch "$@"
 
-# The hints for the stage you are on, from the kata's README, e.g. `just hint ticker`
+# One more hint for the stage you are on, from the kata's README: `just hint ticker`, `just hint ticker 2 --all`
 [group('learn')]
 [no-exit-message]
-hint kata stage="": _runner
-    @{{ runner }} hint {{ kata }} {{ stage }}
+hint *args: _runner
+    @{{ runner }} hint "$@"
 
-# Your code against the reference: figures per test side by side, then a diff of the code
+# Your code against the reference: figures per test side by side, then the code (`--chart <test>`, `--full`)
 [group('learn')]
 [no-exit-message]
-compare kata *flags: _runner
-    @{{ runner }} compare {{ kata }} {{ flags }}
+compare *args: _runner
+    @{{ runner }} compare "$@"
 
 # Put a kata's stub back (asks first; your version is backed up under target/kata/backup)
 [group('learn')]
 [no-exit-message]
-reset kata *flags: _runner
-    @{{ runner }} reset {{ kata }} {{ flags }}
+reset *args: _runner
+    @{{ runner }} reset "$@"
 
-# Run a kata's tests on the reference solution
+# Run a kata's tests on the reference solution: `just solution ticker`
 [group('learn')]
 [no-exit-message]
-solution kata stage="": _runner
-    @{{ runner }} test --solution {{ kata }} {{ stage }}
+solution *args: _runner
+    @{{ runner }} test --solution "$@"
 
-# Run a kata's profiling demo, e.g. `just profile memory-leak-listener` (RSS of a leak, plotted)
+# Run a kata's demo, e.g. `just profile memory-leak-listener` (RSS of a leak, plotted; release build)
 [group('learn')]
-profile kata *args:
-    cargo run --release --package kata-benches --bin profile-{{ kata }} -- {{ args }}
+[no-exit-message]
+profile *args: _runner
+    @{{ runner }} profile "$@"
 
 # Benchmarks of the reference solutions against their peers, written to BENCHMARKS.md (release; minutes)
 [group('maintain')]
@@ -61,8 +65,8 @@ bench:
 # The I/O katas against cat and gzip on files of `size` MiB made in `dir` (release; not in ci)
 [group('maintain')]
 bench-io size="256" dir="target/bench-io":
-    cargo run --quiet --release --locked --package kata-benches --bin concat-files-bench -- --dir {{ dir }}/concat-files --size-mib {{ size }}
-    cargo run --quiet --release --locked --package kata-benches --bin gzip-streams-bench -- --dir {{ dir }}/gzip-streams --size-mib {{ size }}
+    cargo run --quiet --release --locked --package kata-benches --bin concat-files-bench -- --dir "$2/concat-files" --size-mib "$1"
+    cargo run --quiet --release --locked --package kata-benches --bin gzip-streams-bench -- --dir "$2/gzip-streams" --size-mib "$1"
 
 # The stub check: every test fails on the untouched stub and passes on the solution
 [group('maintain')]
@@ -70,9 +74,15 @@ bench-io size="256" dir="target/bench-io":
 verify: _runner
     @{{ runner }} verify
 
-# Everything CI checks: formatting, lints, the harness's own tests, the solutions, the stub check
+# The wrong solutions of solutions/<kata>/mutants.md, each applied to the reference: all must be rejected
 [group('maintain')]
-ci: fmt-check clippy test-harness test-solutions verify
+[no-exit-message]
+mutants *args: _runner
+    @{{ runner }} mutants "$@"
+
+# Everything CI checks: formatting, lints, the harness's own tests, the solutions' examples, the stub check
+[group('maintain')]
+ci: fmt-check clippy test-harness test-examples verify
 
 # Formatting, checked (run `cargo fmt --all` to fix)
 [group('maintain')]
@@ -87,12 +97,12 @@ clippy:
 # The harness, the event emitter and the runner test themselves
 [group('maintain')]
 test-harness:
-    cargo test --locked --package kata-harness --package kata-harness-macros --package kata-emitter --package kata
+    cargo test --locked --package kata-harness --package kata-harness-macros --package kata-heap --package kata-record --package kata-emitter --package kata
 
-# Every kata's suite on its reference solution
+# The reference solutions' doc examples (their suites run in `verify`)
 [group('maintain')]
-test-solutions:
-    cargo test --locked $(for dir in solutions/*/; do printf -- '--package %s-solution ' "$(basename "$dir")"; done)
+test-examples:
+    cargo test --locked --doc $(for dir in solutions/*/; do printf -- '--package %s-solution ' "$(basename "$dir")"; done)
 
 # The runner builds silently (`--quiet`); the first time that is most of a minute, so say why.
 [private]

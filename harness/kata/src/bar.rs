@@ -7,7 +7,7 @@
 use std::io::{IsTerminal, Write};
 
 /// Progress through `total` steps.
-pub struct Progress {
+pub struct ProgressBar {
     total: usize,
     done: usize,
     drawn: bool,
@@ -25,7 +25,7 @@ pub fn render(done: usize, total: usize, label: &str) -> String {
     )
 }
 
-impl Progress {
+impl ProgressBar {
     pub fn new(total: usize) -> Self {
         Self {
             total,
@@ -61,7 +61,7 @@ impl Progress {
     }
 }
 
-impl Drop for Progress {
+impl Drop for ProgressBar {
     fn drop(&mut self) {
         self.clear();
     }

@@ -2,24 +2,32 @@
 //!
 //! The justfile is the front door (`just`, `just test ticker`, `just verify`); this binary is what
 //! answers, so that the behaviour is tested Rust rather than shell. It never runs a kata's code
-//! itself: it asks cargo to build and run the kata's one suite against the learner's crate (or
-//! the reference), reads libtest's report, and says what it means in a few lines.
+//! itself: it asks cargo to build the kata's one suite against the learner's crate (or the
+//! reference), runs the test binary, and reads what happened from the records the harness writes
+//! for every test, never from what the binary prints (a learner's `println!` could say anything).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bar;
 mod cache;
+mod cargo;
 mod compare;
 mod hint;
-mod katas;
-mod libtest;
+mod json;
+mod mutants;
+mod output;
+mod profile;
 mod progress;
 mod prompt;
-mod record;
+mod repo;
 mod reset;
+mod selection;
 mod status;
 mod style;
+mod suite;
+mod summary;
 mod test;
 mod verify;
 mod watch;
@@ -28,19 +36,19 @@ mod watch;
 #[command(name = "kata", about = "Learn async Rust one kata at a time.")]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    action: Option<Action>,
 }
 
 #[derive(Subcommand)]
-enum Command {
+enum Action {
     /// List the katas, their stages and your progress (the default).
     Status,
     /// Run a kata's suite on your code and summarise it by stage.
     Test {
         /// The kata to test (default: the first one not solved yet; `all`: every kata).
         kata: Option<String>,
-        /// Only the tests whose name contains this, e.g. `stage1`.
-        filter: Option<String>,
+        /// Stages (`2`, `stage2`) and test names (any part of one) to run; default: all.
+        only: Vec<String>,
         /// Run the suite on the reference solution instead of your code.
         #[arg(long)]
         solution: bool,
@@ -50,12 +58,15 @@ enum Command {
         /// The kata to watch.
         kata: Option<String>,
     },
-    /// Show the hints for the stage you are on (from the kata's README).
+    /// Show one more hint for the stage you are on (from the kata's README).
     Hint {
-        /// The kata.
-        kata: String,
+        /// The kata (default: the first one not solved yet).
+        kata: Option<String>,
         /// The stage, `2` or `stage2` (default: the first one not passing yet).
         stage: Option<String>,
+        /// Every hint of the stage at once.
+        #[arg(long)]
+        all: bool,
     },
     /// Put a kata's stub back as git has it, after asking; your version is backed up first.
     Reset {
@@ -72,25 +83,55 @@ enum Command {
         /// Show the diff against the solution without asking, even if your code does not pass.
         #[arg(long)]
         yes: bool,
+        /// The whole diff, comments and blank lines included (default: the code only).
+        #[arg(long)]
+        full: bool,
+        /// Draw a test's jobs in flight over time, yours above the reference's.
+        #[arg(long, value_name = "TEST")]
+        chart: Option<String>,
+    },
+    /// Run a kata's demo (a release build), e.g. the memory-leak-listener's RSS plot.
+    Profile {
+        /// The kata whose demo to run.
+        kata: String,
+        /// Arguments for the demo.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// The stub check: every test must fail on the untouched stub and pass on the solution.
     Verify,
+    /// The wrong solutions of `solutions/<kata>/mutants.md`, each applied to the reference in
+    /// turn: every one must be rejected by the tests it names.
+    Mutants {
+        /// The kata (default: every kata with a mutants.md).
+        kata: Option<String>,
+        /// Only the wrong solutions whose title contains this.
+        only: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
+    output::end_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Status) {
-        Command::Status => status::run(),
-        Command::Test {
+    let result = match cli.action.unwrap_or(Action::Status) {
+        Action::Status => status::run(),
+        Action::Test {
             kata,
-            filter,
+            only,
             solution,
-        } => test::run(kata.as_deref(), filter.as_deref(), solution),
-        Command::Watch { kata } => watch::run(kata.as_deref()),
-        Command::Hint { kata, stage } => hint::run(&kata, stage.as_deref()),
-        Command::Reset { kata, yes } => reset::run(&kata, yes),
-        Command::Compare { kata, yes } => compare::run(&kata, yes),
-        Command::Verify => verify::run(),
+        } => test::run(kata.as_deref(), &only, solution),
+        Action::Watch { kata } => watch::run(kata.as_deref()),
+        Action::Hint { kata, stage, all } => hint::run(kata.as_deref(), stage.as_deref(), all),
+        Action::Reset { kata, yes } => reset::run(&kata, yes),
+        Action::Compare {
+            kata,
+            yes,
+            full,
+            chart,
+        } => compare::run(&kata, compare::Options { yes, full, chart }),
+        Action::Profile { kata, args } => profile::run(&kata, &args),
+        Action::Verify => verify::run(),
+        Action::Mutants { kata, only } => mutants::run(kata.as_deref(), only.as_deref()),
     };
     match result {
         Ok(code) => code,

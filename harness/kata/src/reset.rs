@@ -11,12 +11,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{katas, prompt, style};
+use crate::repo::Repo;
+use crate::{prompt, style};
 
 /// Lists what differs in the kata's crate, asks, backs it up, and restores it from git.
 pub fn run(kata: &str, yes: bool) -> Result<ExitCode> {
-    let root = katas::root()?;
-    let kata = katas::find(&root, kata)?;
+    let repo = Repo::here()?;
+    let root = repo.root.clone();
+    let kata = repo.kata(kata)?.clone();
     // Git's pathspecs and everything shown to the learner use the path relative to the root.
     let dir = format!("exercises/{}", kata.name);
 
@@ -73,12 +75,15 @@ pub fn run(kata: &str, yes: bool) -> Result<ExitCode> {
     }
 
     // The backup is written in full before anything is touched: if it fails, nothing is lost.
-    copy_tree(&kata.exercise_dir(), &backup_dir).with_context(|| {
-        format!(
-            "cannot back up {dir} to {}: nothing was reset",
-            backup.display()
-        )
-    })?;
+    // A crate deleted whole has nothing left to back up.
+    if kata.exercise_dir().is_dir() {
+        copy_tree(&kata.exercise_dir(), &backup_dir).with_context(|| {
+            format!(
+                "cannot back up {dir} to {}: nothing was reset",
+                backup.display()
+            )
+        })?;
+    }
     // `--no-overlay` also drops files that were added to the index but are not in HEAD.
     git(&root, &["checkout", "--no-overlay", "HEAD", "--", &dir])?;
     let untracked = git(

@@ -1,201 +1,296 @@
-//! `just test <kata> [stage]`: build, run, and say in a few lines where the learner stands.
+//! `just test [kata] [stages or test names]`: build, run, and say in a few lines where the
+//! learner stands.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
-use crate::katas::{self, Kata, stage_of};
-use crate::libtest::{self, Outcomes, TestOutcome};
-use crate::progress::Progress;
-use crate::{cache, hint, status, style};
+use crate::bar::ProgressBar;
+use crate::cargo::{self, Built, Noise};
+use crate::progress::{self, Progress};
+use crate::repo::{ALL, Kata, Repo};
+use crate::selection::Selection;
+use crate::suite::{self, SuiteRun};
+use crate::{cache, status, style, summary};
 
-/// The kata name that means "every kata".
-pub const ALL: &str = "all";
+/// Whose crate a run tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    Learner,
+    Reference,
+}
 
-pub fn run(kata: Option<&str>, filter: Option<&str>, solution: bool) -> Result<ExitCode> {
-    let root = katas::root()?;
-    if kata == Some(ALL) && !solution && filter.is_none() {
-        return run_all(&root);
+impl Whose {
+    pub fn package(self, kata: &Kata) -> String {
+        match self {
+            Whose::Learner => kata.exercise_package().to_owned(),
+            Whose::Reference => kata.solution_package(),
+        }
+    }
+
+    pub fn dir(self, kata: &Kata) -> PathBuf {
+        match self {
+            Whose::Learner => kata.exercise_dir(),
+            Whose::Reference => kata.solution_dir(),
+        }
+    }
+
+    /// A directory of its own for the records of a run.
+    pub fn records(self, kata: &Kata) -> PathBuf {
+        let who = match self {
+            Whose::Learner => "yours",
+            Whose::Reference => "reference",
+        };
+        kata.state_dir().join("records").join(&kata.name).join(who)
+    }
+}
+
+/// What came of building and running a suite.
+pub enum Ran {
+    DoesNotCompile { messages: String },
+    Ran(SuiteRun),
+}
+
+/// Builds `whose` crate's suite and runs the selected tests (nothing is saved).
+pub fn build_and_run(
+    kata: &Kata,
+    whose: Whose,
+    selection: &Selection,
+    noise: Noise,
+) -> Result<Ran> {
+    if whose == Whose::Learner {
+        kata.require_exercise()?;
+    }
+    let package = whose.package(kata);
+    Ok(
+        match cargo::build_suite(&kata.root, &package, &kata.name, noise)? {
+            Built::Failed { messages } => Ran::DoesNotCompile { messages },
+            Built::Binary(binary) => Ran::Ran(suite::run(
+                kata,
+                &binary,
+                &whose.dir(kata),
+                selection,
+                &whose.records(kata),
+            )?),
+        },
+    )
+}
+
+/// [`build_and_run`], with the learner's results saved for `just` to show.
+pub fn build_run_and_save(
+    kata: &Kata,
+    whose: Whose,
+    selection: &Selection,
+    noise: Noise,
+) -> Result<Ran> {
+    let ran = build_and_run(kata, whose, selection, noise)?;
+    if whose == Whose::Learner {
+        match &ran {
+            Ran::DoesNotCompile { .. } => cache::save_build_failure(kata),
+            Ran::Ran(run) => cache::save_run(kata, run),
+        }
+    }
+    Ok(ran)
+}
+
+/// Refuses to run with environment settings the harness would reject in every test.
+pub fn check_settings() -> Result<()> {
+    if let Err(error) = kata_record::settings::Settings::from_env() {
+        bail!("{error}");
+    }
+    Ok(())
+}
+
+pub fn run(kata: Option<&str>, only: &[String], solution: bool) -> Result<ExitCode> {
+    check_settings()?;
+    let repo = Repo::here()?;
+    if kata == Some(ALL) {
+        return run_all(&repo, only, solution);
     }
     let command = if solution { "solution" } else { "test" };
-    let Some(kata) = status::named_or_next(&root, kata, command)? else {
+    let Some(kata) = progress::named_or_next(&repo, kata, command)? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let (package, whose) = if solution {
-        (kata.solution_package(), "the reference solution")
+    let selection = Selection::parse(only, &kata)?;
+    let whose = if solution {
+        Whose::Reference
     } else {
-        (kata.exercise_package().to_owned(), "your code")
+        Whose::Learner
     };
-    let scope = filter
-        .map(|f| format!(" (tests matching `{f}`)"))
-        .unwrap_or_default();
+    test_kata(&kata, &selection, whose)
+}
+
+/// One kata's run, as `just test <kata>` and `just watch` show it.
+pub fn test_kata(kata: &Kata, selection: &Selection, whose: Whose) -> Result<ExitCode> {
+    let who = match whose {
+        Whose::Learner => "your code",
+        Whose::Reference => "the reference solution",
+    };
     println!(
         "{}",
-        style::bold(&format!("Testing {whose} for kata {}{scope}", kata.name))
+        style::bold(&format!(
+            "Testing {who} for kata {}{}",
+            kata.name,
+            selection.describe()
+        ))
     );
-
-    if !libtest::build(&root, &package, &kata.name, false)? {
-        if !solution {
-            cache::save_build_failure(&kata);
+    let run = match build_run_and_save(kata, whose, selection, Noise::Shown)? {
+        Ran::DoesNotCompile { .. } => {
+            println!(
+                "\n{} {} does not compile yet. The compiler's messages are above: fix the first \
+                 one and run this again.",
+                style::red("✗"),
+                whose
+                    .dir(kata)
+                    .strip_prefix(&kata.root)
+                    .unwrap_or(&whose.dir(kata))
+                    .display(),
+            );
+            return Ok(ExitCode::FAILURE);
         }
-        println!(
-            "\n{} {} does not compile yet. The compiler's messages are above: fix the first one \
-             and run this again.",
-            style::red("✗"),
-            if solution {
-                format!("solutions/{}", kata.name)
-            } else {
-                format!("exercises/{}", kata.name)
-            },
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    let outcomes = libtest::run(&root, &package, &kata.name, filter, None)?;
-    if outcomes.is_empty() {
-        println!(
-            "No test matches `{}`. Stages are named stage1, stage2, ...",
-            filter.unwrap_or("")
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    if filter.is_none() && !solution {
-        cache::save(&kata, &outcomes);
-    }
-    print_summary(&kata, &outcomes)?;
-
-    // The first failure in the suite's own order: its early tests are the basic ones.
-    let order = kata.tests_in_order();
-    let position = |name: &str| {
-        let function = name.split("::").next().unwrap_or(name);
-        order
-            .iter()
-            .position(|f| f == function)
-            .unwrap_or(usize::MAX)
+        Ran::Ran(run) => run,
     };
-    let first_failure = outcomes
-        .iter()
-        .filter(|(_, outcome)| !outcome.passed)
-        .min_by_key(|(name, _)| (stage_of(name), position(name)));
-    match first_failure {
-        None => {
-            println!("\n{} every test passes.", style::green("✓"));
-            if !solution {
-                println!(
-                    "Read the reference in solutions/{}/src/lib.rs and compare your choices.",
-                    kata.name
-                );
+    if run.results.is_empty() {
+        println!(
+            "\nNo test matches {}. Stages are 1, 2, ... (`just test {} 2`), and a word runs the \
+             tests whose name contains it; `just test {}` runs them all.",
+            selection.describe().trim(),
+            kata.name,
+            kata.name
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    summary::print_stages(kata, &run, selection);
+    if let Some(crash) = &run.crash {
+        println!(
+            "\n{} the test binary {crash}: the tests that were running have no result.",
+            style::red("✗")
+        );
+    }
+    match summary::most_telling(&run) {
+        Some(failure) => {
+            summary::print_details(kata, &run, failure);
+            if whose == Whose::Learner {
+                print_next_after_failure(kata, failure);
             }
-            Ok(ExitCode::SUCCESS)
-        }
-        Some((name, outcome)) => {
-            print_failure(&kata, name, outcome, solution);
             Ok(ExitCode::FAILURE)
         }
+        None => {
+            print_success(kata, selection, whose)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-/// `just test all`: every kata's suite on the learner's code, with a progress bar, then the
-/// status table. Compile errors are not shown here (eight crates' worth would bury the table);
-/// the table says which kata does not compile and `just test <kata>` shows why.
-fn run_all(root: &std::path::Path) -> Result<ExitCode> {
-    let katas = katas::all(root)?;
-    let mut progress = Progress::new(katas.len());
-    for kata in &katas {
-        progress.start(&format!("testing {}", kata.name));
-        if !progress.is_drawn() {
-            println!("testing {}", kata.name);
-        }
-        if libtest::build(root, kata.exercise_package(), &kata.name, true)? {
-            let outcomes = libtest::run(root, kata.exercise_package(), &kata.name, None, None)?;
-            cache::save(kata, &outcomes);
-        } else {
-            cache::save_build_failure(kata);
-        }
-        progress.step();
-    }
-    drop(progress);
-    status::run()
-}
-
-/// One line per stage: `stage 1  ✓ 9/9`.
-fn print_summary(kata: &Kata, outcomes: &Outcomes) -> Result<()> {
+fn print_next_after_failure(kata: &Kata, failure: &suite::TestResult) {
+    let stage = crate::repo::stage_of(&failure.name);
     println!();
-    for stage in kata.stages()? {
-        let of_stage: Vec<&TestOutcome> = outcomes
-            .iter()
-            .filter(|(name, _)| stage_of(name) == Some(stage))
-            .map(|(_, o)| o)
-            .collect();
-        if of_stage.is_empty() {
-            continue;
-        }
-        let passed = of_stage.iter().filter(|o| o.passed).count();
-        let mark = if passed == of_stage.len() {
-            style::green("✓")
-        } else {
-            style::red("✗")
-        };
+    match stage {
+        Some(stage) => println!(
+            "Next: read stage {stage} in {}, change {}, then {} runs that stage alone.",
+            kata.readme(),
+            kata.lib(),
+            style::bold(&format!("just test {} {stage}", kata.name))
+        ),
+        None => println!("Next: read {} and change {}.", kata.readme(), kata.lib()),
+    }
+    println!(
+        "      {} runs the tests whose name contains a word; stuck? {} shows a hint, one more \
+         each time.",
+        style::bold(&format!("just test {} <word>", kata.name)),
+        style::bold(&format!("just hint {}", kata.name))
+    );
+}
+
+fn print_success(kata: &Kata, selection: &Selection, whose: Whose) -> Result<()> {
+    if whose == Whose::Reference {
         println!(
-            "  stage {stage}  {mark} {passed}/{} tests pass",
-            of_stage.len()
+            "\n{} every test passes on the reference.",
+            style::green("✓")
+        );
+        return Ok(());
+    }
+    let progress = Progress::of(kata)?;
+    // A full run that passes is the answer, even when the results could not be saved.
+    if selection.is_everything() || progress.solved() {
+        println!(
+            "\n{} every test of {} passes: the kata is solved.",
+            style::green("✓"),
+            kata.name
+        );
+        println!(
+            "Next: {} holds your code beside the reference (figures per test, then the code), \
+             and {} shows where you stand.",
+            style::bold(&format!("just compare {}", kata.name)),
+            style::bold("just")
+        );
+        return Ok(());
+    }
+    println!(
+        "\n{} every test{} passes.",
+        style::green("✓"),
+        selection.describe()
+    );
+    if let Some(stage) = progress.next_stage() {
+        println!(
+            "Next: stage {stage}: read it in {}, then run {}",
+            kata.readme(),
+            style::bold(&format!("just test {} {stage}", kata.name))
         );
     }
     Ok(())
 }
 
-/// The first failing test: its message as the harness wrote it, and where to go next.
-fn print_failure(kata: &Kata, name: &str, outcome: &TestOutcome, solution: bool) {
-    let stage = stage_of(name);
-    // A location inside the harness (the watchdog) says nothing to a learner; the message names
-    // the test instead.
-    let location = outcome
-        .location
-        .as_deref()
-        .filter(|at| !at.starts_with("harness/"));
-    println!("\n{} {}", style::red("✗"), style::bold(name));
-    let message = outcome.message.as_deref().unwrap_or("(no message)");
-    if let Some(rest) = message.strip_prefix("not yet implemented") {
-        let what = rest.trim_start_matches(':').trim();
-        println!(
-            "  not started: the code at {} is still todo!()",
-            location.unwrap_or("?")
-        );
-        if !what.is_empty() {
-            println!("  ({what})");
-        }
+/// `just test all`: every kata's suite, with a progress bar, then the status table. Compile
+/// errors are not shown here (many crates' worth would bury the table); the table says which
+/// kata does not compile and `just test <kata>` shows why. Fails unless every kata passes.
+fn run_all(repo: &Repo, only: &[String], solution: bool) -> Result<ExitCode> {
+    let whose = if solution {
+        Whose::Reference
     } else {
-        if let Some(location) = location {
-            println!("  {}", style::dim(&format!("at {location}")));
+        Whose::Learner
+    };
+    let katas = repo.katas();
+    let mut bar = ProgressBar::new(katas.len());
+    let mut all_pass = true;
+    for kata in katas {
+        bar.start(&format!("testing {}", kata.name));
+        if !bar.is_drawn() {
+            println!("testing {}", kata.name);
         }
-        for line in message.lines() {
-            println!("  {line}");
+        // A stage one kata lacks is skipped there, not an error for all of them.
+        let Ok(selection) = Selection::parse(only, kata) else {
+            bar.step();
+            continue;
+        };
+        match build_run_and_save(kata, whose, &selection, Noise::Quiet) {
+            Ok(Ran::Ran(run)) => all_pass &= run.failures().next().is_none() && run.crash.is_none(),
+            Ok(Ran::DoesNotCompile { .. }) => all_pass = false,
+            Err(error) => {
+                bar.clear();
+                eprintln!("{} {}: {error:#}", style::red("error:"), kata.name);
+                all_pass = false;
+            }
         }
+        bar.step();
     }
-    if solution {
-        return;
+    drop(bar);
+    if whose == Whose::Learner {
+        status::run()?;
+    } else {
+        println!(
+            "{}",
+            if all_pass {
+                style::green("✓ every reference passes")
+            } else {
+                style::red("✗ a reference fails: see `just solution <kata>`")
+            }
+        );
     }
-    println!();
-    if let Some(stage) = stage
-        && hint::print(kata, stage)
-    {
-        println!();
-    }
-    match stage {
-        Some(stage) => {
-            println!(
-                "Next: read stage {stage} in {}, edit exercises/{}/src/lib.rs,",
-                kata.readme(),
-                kata.name
-            );
-            println!(
-                "      then run {} to check that stage alone.",
-                style::bold(&format!("just test {} stage{stage}", kata.name))
-            );
-        }
-        None => println!(
-            "Next: read {} and edit exercises/{}/src/lib.rs.",
-            kata.readme(),
-            kata.name
-        ),
-    }
+    Ok(if all_pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -1,21 +1,25 @@
 //! `just verify`: the stub check. A test that passes on the untouched stub teaches nothing, and
 //! one that fails on the reference is wrong, so for every kata every test must fail on the stub
-//! and pass on the solution, and both crates must run the same tests.
+//! and pass on the solution, and both crates must run the same tests. Results come from the
+//! harness's records, like every run's.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::katas::{self, Kata, stage_of};
-use crate::libtest::{self, Outcomes};
+use crate::cargo::Noise;
+use crate::repo::{Kata, Repo, stage_of};
+use crate::selection::Selection;
 use crate::style;
+use crate::suite::{SuiteRun, Verdict};
+use crate::test::{self, Ran, Whose};
 
 pub fn run() -> Result<ExitCode> {
-    let root = katas::root()?;
-    let katas = katas::all(&root)?;
+    test::check_settings()?;
+    let repo = Repo::here()?;
     let (mut problems, mut checks) = (0, 0);
-    for kata in &katas {
+    for kata in repo.katas() {
         let (kata_checks, kata_problems) = verify(kata)?;
         checks += kata_checks;
         problems += kata_problems;
@@ -23,7 +27,11 @@ pub fn run() -> Result<ExitCode> {
     println!();
     if problems == 0 {
         let done = "every test fails on the stub and passes on the solution";
-        println!("{} {done} ({} kata(s))", style::green("✓"), katas.len());
+        println!(
+            "{} {done} ({} kata(s))",
+            style::green("✓"),
+            repo.katas().len()
+        );
     } else {
         println!(
             "{} {problems} problem(s): see the ✗ rows above",
@@ -39,18 +47,20 @@ pub fn run() -> Result<ExitCode> {
     })
 }
 
-fn outcomes(kata: &Kata, package: &str) -> Result<Outcomes> {
-    if !libtest::build(&kata.root, package, &kata.name, false)? {
-        bail!("{package} does not compile (see above)");
+fn outcomes(kata: &Kata, whose: Whose) -> Result<SuiteRun> {
+    // The stub check reads the crates as they are committed; the learner's results stay theirs.
+    let package = whose.package(kata);
+    match test::build_and_run(kata, whose, &Selection::everything(), Noise::Shown)? {
+        Ran::Ran(run) => Ok(run),
+        Ran::DoesNotCompile { .. } => bail!("{package} does not compile (see above)"),
     }
-    libtest::run(&kata.root, package, &kata.name, None, None)
 }
 
 /// Prints the kata's table; returns how many tests it checked and how many have a problem.
 fn verify(kata: &Kata) -> Result<(usize, usize)> {
-    let stub = outcomes(kata, kata.exercise_package())?;
-    let solution = outcomes(kata, &kata.solution_package())?;
-    let names: BTreeSet<&String> = stub.keys().chain(solution.keys()).collect();
+    let stub = outcomes(kata, Whose::Learner)?;
+    let solution = outcomes(kata, Whose::Reference)?;
+    let names: BTreeSet<&String> = stub.listed.iter().chain(&solution.listed).collect();
     let width = names
         .iter()
         .map(|name| name.len())
@@ -72,8 +82,9 @@ fn verify(kata: &Kata) -> Result<(usize, usize)> {
         return Ok((1, 1));
     }
     for name in names {
-        let cell = |outcomes: &Outcomes| match outcomes.get(name) {
-            Some(outcome) if outcome.passed => "passes",
+        let cell = |run: &SuiteRun| match run.results.iter().find(|r| &r.name == name) {
+            Some(result) if result.verdict == Verdict::Passed => "passes",
+            Some(result) if result.verdict == Verdict::NoRecord => "no record",
             Some(_) => "fails",
             None => "missing",
         };

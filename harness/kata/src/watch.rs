@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
-use crate::katas::{self, Kata};
-use crate::status::{self, Progress};
+use crate::progress::{self, Progress};
+use crate::repo::{Kata, Repo};
+use crate::selection::Selection;
+use crate::test::Whose;
 use crate::{hint, style, test};
 
 /// How long a burst of file events must stay quiet before the suite runs.
@@ -24,7 +26,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 
 /// What the loop is asked to do, by the file watcher or by a key.
 #[derive(Debug, PartialEq, Eq)]
-enum Command {
+enum Request {
     /// These paths changed. They are not filtered yet: the loop knows which kata it is on.
     Changed(Vec<PathBuf>),
     /// Enter: run the suite again.
@@ -39,10 +41,11 @@ enum Command {
 
 /// Watches the named kata, or the first one not solved yet, until `q` or Ctrl-C.
 pub fn run(kata: Option<&str>) -> Result<ExitCode> {
-    let root = katas::root()?;
+    test::check_settings()?;
+    let repo = Repo::here()?;
     // A named kata is watched for good; otherwise the watch follows the learner's progress.
     let follow = kata.is_none();
-    let Some(mut kata) = status::named_or_next(&root, kata, "watch")? else {
+    let Some(mut kata) = progress::named_or_next(&repo, kata, "watch")? else {
         return Ok(ExitCode::SUCCESS);
     };
 
@@ -55,7 +58,7 @@ pub fn run(kata: Option<&str>) -> Result<ExitCode> {
 
     // The first run is an Enter pressed for the learner. Later, `pending` holds a key pressed
     // while a burst of file events settled, to handle after that burst's run.
-    let mut pending = Some(Command::Rerun);
+    let mut pending = Some(Request::Rerun);
     loop {
         let Some(command) = pending.take().or_else(|| commands.recv().ok()) else {
             // Every sender is gone: standard input is closed and there is no file watcher.
@@ -63,8 +66,8 @@ pub fn run(kata: Option<&str>) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         };
         match command {
-            Command::Quit => return Ok(ExitCode::SUCCESS),
-            Command::KeysClosed => {
+            Request::Quit => return Ok(ExitCode::SUCCESS),
+            Request::KeysClosed => {
                 keys = false;
                 println!(
                     "{}",
@@ -72,26 +75,26 @@ pub fn run(kata: Option<&str>) -> Result<ExitCode> {
                 );
                 continue;
             }
-            Command::Hint => {
+            Request::Hint => {
                 println!();
-                if let Err(error) = hint::run(&kata.name, None) {
+                if let Err(error) = hint::run(Some(&kata.name), None, false) {
                     eprintln!("{} {error:#}", style::red("error:"));
                 }
             }
-            Command::Changed(paths) => {
+            Request::Changed(paths) => {
                 if !paths.iter().any(|path| relevant(&kata, path)) {
                     continue;
                 }
                 pending = settle(&commands, &kata);
                 run_suite(&kata);
             }
-            Command::Rerun => run_suite(&kata),
+            Request::Rerun => run_suite(&kata),
         }
 
         if follow && solved(&kata) {
             // The run updated the cache, so `next` now skips this kata.
-            match katas::all(&root).map(|all| status::next(&all).cloned()) {
-                Ok(Some(next)) => {
+            match progress::next_unsolved(repo.katas()).cloned() {
+                Some(next) => {
                     println!(
                         "\n{} {} is solved: now watching {}. Read {} to start it.",
                         style::green("✓"),
@@ -102,7 +105,7 @@ pub fn run(kata: Option<&str>) -> Result<ExitCode> {
                     rewatch(&mut watcher, &kata, &next);
                     kata = next;
                 }
-                Ok(None) => {
+                None => {
                     println!(
                         "\n{}",
                         style::green(
@@ -112,7 +115,6 @@ pub fn run(kata: Option<&str>) -> Result<ExitCode> {
                     );
                     return Ok(ExitCode::SUCCESS);
                 }
-                Err(error) => eprintln!("{} {error:#}", style::red("error:")),
             }
         }
         println!("{}", footer(&kata.name, watcher.as_ref().err(), keys));
@@ -137,15 +139,14 @@ fn run_suite(kata: &Kata) {
         print!("\x1b[2J\x1b[H");
         let _ = stdout.flush();
     }
-    if let Err(error) = test::run(Some(&kata.name), None, false) {
+    if let Err(error) = test::test_kata(kata, &Selection::everything(), Whose::Learner) {
         eprintln!("{} {error:#}", style::red("error:"));
     }
 }
 
-/// Whether the last full run passed every test (the same rule `just` uses).
+/// Whether every test passes (the same rule `just` uses).
 fn solved(kata: &Kata) -> bool {
-    let progress = status::progress(kata);
-    matches!(progress, Progress::Tried { passed, total } if passed == total && total > 0)
+    Progress::of(kata).is_ok_and(|progress| progress.solved())
 }
 
 /// The short reminder under each run of what the watch is doing and which keys work.
@@ -166,7 +167,7 @@ fn footer(kata: &str, files_off: Option<&String>, keys: bool) -> String {
 /// Watches the kata's crate and the tests directory. The directories are watched rather than
 /// the files, because many editors save by writing a new file and renaming it over the old one,
 /// which would end a watch on the old file.
-fn start_watcher(kata: &Kata, sender: Sender<Command>) -> Result<RecommendedWatcher> {
+fn start_watcher(kata: &Kata, sender: Sender<Request>) -> Result<RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
         // Reads are not changes, and the compiler opens every source file on each run: passing
         // them on would re-run forever. A watcher error has no path to act on, so it is dropped.
@@ -177,13 +178,14 @@ fn start_watcher(kata: &Kata, sender: Sender<Command>) -> Result<RecommendedWatc
             )
         {
             // The loop may be gone (it quit): nothing left to tell.
-            let _ = sender.send(Command::Changed(event.paths));
+            let _ = sender.send(Request::Changed(event.paths));
         }
     })
     .context("cannot start the file watcher")?;
     let tests = kata.root.join("tests");
+    // Recursive: a suite's fixtures live in tests/<kata>/.
     watcher
-        .watch(&tests, RecursiveMode::NonRecursive)
+        .watch(&tests, RecursiveMode::Recursive)
         .context("cannot watch tests/")?;
     watcher
         .watch(&kata.exercise_dir(), RecursiveMode::Recursive)
@@ -193,7 +195,7 @@ fn start_watcher(kata: &Kata, sender: Sender<Command>) -> Result<RecommendedWatc
 
 /// Reads keys from standard input on a thread of its own, so that they can arrive while a run
 /// is going. At the end of input (`just watch < /dev/null`) only file events are left.
-fn read_keys(sender: Sender<Command>) {
+fn read_keys(sender: Sender<Request>) {
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
@@ -208,37 +210,37 @@ fn read_keys(sender: Sender<Command>) {
                 );
                 continue;
             };
-            let quit = command == Command::Quit;
+            let quit = command == Request::Quit;
             if sender.send(command).is_err() || quit {
                 return;
             }
         }
-        let _ = sender.send(Command::KeysClosed);
+        let _ = sender.send(Request::KeysClosed);
     });
 }
 
 /// What a line typed on standard input asks for, if anything.
-fn parse_key(line: &str) -> Option<Command> {
+fn parse_key(line: &str) -> Option<Request> {
     match line.trim().to_ascii_lowercase().as_str() {
-        "" => Some(Command::Rerun),
-        "h" | "hint" => Some(Command::Hint),
-        "q" | "quit" => Some(Command::Quit),
+        "" => Some(Request::Rerun),
+        "h" | "hint" => Some(Request::Hint),
+        "q" | "quit" => Some(Request::Quit),
         _ => None,
     }
 }
 
 /// Waits until the kata's files have had no event for [`SETTLE`]. Returns a key pressed in the
 /// meantime, for the loop to handle after the run (Enter is dropped: the run is coming anyway).
-fn settle(commands: &Receiver<Command>, kata: &Kata) -> Option<Command> {
+fn settle(commands: &Receiver<Request>, kata: &Kata) -> Option<Request> {
     let mut quiet_until = Instant::now() + SETTLE;
     loop {
         match commands.recv_timeout(quiet_until.saturating_duration_since(Instant::now())) {
-            Ok(Command::Changed(paths)) => {
+            Ok(Request::Changed(paths)) => {
                 if paths.iter().any(|path| relevant(kata, path)) {
                     quiet_until = Instant::now() + SETTLE;
                 }
             }
-            Ok(Command::Rerun) => {}
+            Ok(Request::Rerun) => {}
             Ok(key) => return Some(key),
             // Quiet for long enough, or nothing can send any more: run now either way.
             Err(_) => return None,
@@ -251,7 +253,12 @@ fn settle(commands: &Receiver<Command>, kata: &Kata) -> Option<Command> {
 /// lock files (`.lib.rs.swp`, `lib.rs~`, vim's `4913`, emacs's `.#lib.rs`) cannot.
 fn relevant(kata: &Kata, path: &Path) -> bool {
     if let Ok(file) = path.strip_prefix(kata.root.join("tests")) {
-        return file == Path::new(&format!("{}.rs", kata.name));
+        let own_fixture = file.starts_with(&kata.name)
+            && file.extension().is_some_and(|ext| ext == "rs")
+            && !file
+                .file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with('.'));
+        return file == Path::new(&format!("{}.rs", kata.name)) || own_fixture;
     }
     let Ok(file) = path.strip_prefix(kata.exercise_dir()) else {
         return false;
@@ -289,6 +296,7 @@ mod tests {
             "/k/exercises/ticker/src/deep/er.rs",
             "/k/exercises/ticker/Cargo.toml",
             "/k/tests/ticker.rs",
+            "/k/tests/ticker/support.rs",
         ] {
             assert!(relevant(&ticker(), Path::new(path)), "{path}");
         }
@@ -298,6 +306,8 @@ mod tests {
     fn other_files_and_editor_litter_are_not() {
         for path in [
             "/k/tests/pclimit.rs",
+            "/k/tests/pclimit/support.rs",
+            "/k/tests/ticker/.support.rs.swp",
             "/k/tests/.ticker.rs.swp",
             "/k/exercises/tickers/src/lib.rs",
             "/k/exercises/pclimit/src/lib.rs",
@@ -319,12 +329,12 @@ mod tests {
 
     #[test]
     fn keys_are_enter_h_and_q() {
-        assert_eq!(parse_key(""), Some(Command::Rerun));
-        assert_eq!(parse_key("  \r"), Some(Command::Rerun));
-        assert_eq!(parse_key("h"), Some(Command::Hint));
-        assert_eq!(parse_key("H "), Some(Command::Hint));
-        assert_eq!(parse_key("q"), Some(Command::Quit));
-        assert_eq!(parse_key("quit"), Some(Command::Quit));
+        assert_eq!(parse_key(""), Some(Request::Rerun));
+        assert_eq!(parse_key("  \r"), Some(Request::Rerun));
+        assert_eq!(parse_key("h"), Some(Request::Hint));
+        assert_eq!(parse_key("H "), Some(Request::Hint));
+        assert_eq!(parse_key("q"), Some(Request::Quit));
+        assert_eq!(parse_key("quit"), Some(Request::Quit));
         assert_eq!(parse_key("x"), None);
         assert_eq!(parse_key("hq"), None);
     }
@@ -332,21 +342,21 @@ mod tests {
     #[test]
     fn a_burst_settles_into_one_and_keeps_a_key_for_later() {
         let (sender, commands) = mpsc::channel();
-        let changed = |path: &str| Command::Changed(vec![PathBuf::from(path)]);
+        let changed = |path: &str| Request::Changed(vec![PathBuf::from(path)]);
         sender
             .send(changed("/k/exercises/ticker/src/lib.rs"))
             .unwrap();
         sender
             .send(changed("/k/exercises/ticker/src/.lib.rs.swp"))
             .unwrap();
-        sender.send(Command::Rerun).unwrap();
+        sender.send(Request::Rerun).unwrap();
         assert_eq!(settle(&commands, &ticker()), None);
         assert!(commands.try_recv().is_err(), "the burst was drained");
 
         sender.send(changed("/k/tests/ticker.rs")).unwrap();
-        sender.send(Command::Quit).unwrap();
+        sender.send(Request::Quit).unwrap();
         sender.send(changed("/k/tests/ticker.rs")).unwrap();
-        assert_eq!(settle(&commands, &ticker()), Some(Command::Quit));
+        assert_eq!(settle(&commands, &ticker()), Some(Request::Quit));
     }
 
     #[test]

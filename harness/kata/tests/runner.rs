@@ -134,16 +134,33 @@ impl Fixture {
         self.dir.path()
     }
 
-    /// Runs `kata ARGS` in the fixture, with no terminal and no input (as CI would).
-    fn kata(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_kata"))
+    /// `kata ARGS` in the fixture, with no terminal and no input (as CI would).
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kata"));
+        command
             .args(args)
             .current_dir(self.root())
             .env("CARGO_TARGET_DIR", shared_target())
             // A hang is stopped after 1 s instead of 5: the hanging kata answers quickly.
             .env("KATA_WATCHDOG_SECS", "1")
+            // A leak is stopped at 64 MiB: the leaking kata answers quickly.
+            .env("KATA_MEMORY_LIMIT_MIB", "64")
             .env_remove("KATA_RECORD_DIR")
-            .stdin(Stdio::null())
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `kata ARGS` in the fixture.
+    fn kata(&self, args: &[&str]) -> Run {
+        self.kata_with(&[], args)
+    }
+
+    /// Runs `kata ARGS` in the fixture with these environment variables.
+    fn kata_with(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let output = self
+            .command(args)
+            .envs(env.iter().copied())
             .output()
             .expect("cannot run the kata binary");
         Run {
@@ -177,50 +194,87 @@ fn status_lists_the_katas_without_building_anything() {
 }
 
 #[test]
-fn a_solved_kata_passes_and_points_to_the_reference() {
+fn a_solved_kata_passes_and_points_to_compare_not_to_the_reference() {
     let fixture = Fixture::new();
-    fixture.kata(&["test", "solved"]).succeeded(true).says(&[
-        "Testing your code for kata solved",
-        "stage 1  ✓ 2/2 tests pass",
-        "stage 2  ✓ 1/1 tests pass",
-        "✓ every test passes",
-        "solutions/solved/src/lib.rs",
-    ]);
+    fixture
+        .kata(&["test", "solved"])
+        .succeeded(true)
+        .says(&[
+            "Testing your code for kata solved",
+            "stage 1  ✓ 3/3 tests pass",
+            "stage 2  ✓ 1/1 tests pass",
+            "every test of solved passes: the kata is solved",
+            "just compare solved",
+        ])
+        .never_says("solutions/solved");
     // The cache now knows: the next kata is the half-done one.
     fixture.kata(&[]).says(&[
-        "stage 1 2/2 ✓",
+        "stage 1 3/3 ✓",
         "stage 2 1/1 ✓",
         "Next: read exercises/half-done/README.md, then run just test half-done",
     ]);
 }
 
 #[test]
-fn a_failing_stage_shows_the_harness_message_and_the_readme_hints() {
+fn a_run_of_one_stage_says_only_that_stage_passes_and_is_remembered() {
+    let fixture = Fixture::new();
+    for stage in ["stage1", "1"] {
+        fixture
+            .kata(&["test", "half-done", stage])
+            .succeeded(true)
+            .says(&[
+                "Testing your code for kata half-done (stage 1)",
+                "stage 1  ✓ 3/3 tests pass",
+                "stage 2  not run this time: just test half-done 2",
+                "every test (stage 1) passes",
+                "Next: stage 2: read it in exercises/half-done/README.md",
+            ])
+            .never_says("solved")
+            .never_says("compare");
+    }
+    // What the stage-1 run learned stays; stage 2 is not known yet.
+    fixture
+        .kata(&[])
+        .says(&["stage 1 3/3 ✓", "stage 2 -/1"])
+        .never_says("changed since the last run");
+    // A full run, a change, then stage 1 again: stage 2's result is from before the change.
+    fixture.kata(&["test", "half-done"]).succeeded(false);
+    let lib = fixture.root().join("exercises/half-done/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, text + "// a change\n").unwrap();
+    fixture.kata(&[]).says(&["changed since the last run"]);
+    fixture.kata(&["test", "half-done", "1"]).succeeded(true);
+    fixture.kata(&[]).says(&[
+        "stage 1 3/3 ✓",
+        "stage 2 0/1 *",
+        "some results are from before your last change",
+    ]);
+}
+
+#[test]
+fn a_failing_stage_lists_every_failure_then_the_details_without_readme_hints() {
     let fixture = Fixture::new();
     let run = fixture.kata(&["test", "half-done"]);
     run.succeeded(false).says(&[
-        "stage 1  ✓ 2/2 tests pass",
+        "stage 1  ✓ 3/3 tests pass",
         "stage 2  ✗ 0/1 tests pass",
         "✗ stage2_runs_both_at_once",
         // The harness's own message: what was checked, expected, actual, the suite's hint.
         "both: the concurrency limit was never reached",
         "expected: 2 jobs in flight at some point",
         "actual:   never more than 1 at once",
-        "hint: poll the two futures together: tokio::join!",
-        // The README's hints for that stage.
-        "Hints for Stage 2: both at once (from exercises/half-done/README.md)",
-        "- `tokio::join!(a, b)` polls both.",
-        "just test half-done stage2",
+        "hint: poll the two futures together: tokio::join! (exercises/fixture/README.md, stage 2)",
+        "just test half-done 2",
+        "just hint half-done",
     ]);
     // Its location is the suite line that failed, not the harness.
     run.says(&["at tests/half-done.rs:"]);
-    fixture.kata(&[]).says(&["stage 1 2/2 ✓", "stage 2 0/1"]);
-    // One stage alone.
+    // The README's hints wait until they are asked for.
+    run.never_says("polls both");
     fixture
-        .kata(&["test", "half-done", "stage1"])
-        .succeeded(true)
-        .says(&["stage 1  ✓ 2/2 tests pass"])
-        .never_says("stage 2");
+        .kata(&["test", "half-done"])
+        .says(&["stage 2  ✗ 0/1"]);
+    fixture.kata(&[]).says(&["stage 1 3/3 ✓", "stage 2 0/1"]);
 }
 
 #[test]
@@ -240,13 +294,61 @@ fn a_compile_error_is_shown_as_the_compiler_gives_it() {
 }
 
 #[test]
-fn a_hanging_kata_is_stopped_by_the_watchdog() {
+fn a_hang_is_shown_first_with_the_test_that_hung_and_how() {
     let fixture = Fixture::new();
-    fixture.kata(&["test", "hangs"]).succeeded(false).says(&[
+    let run = fixture.kata(&["test", "hangs"]);
+    run.succeeded(false).says(&[
+        "stage 1  ✗ 0/3 tests pass",
+        "stopped by the watchdog",
+        // How it was stuck, and where the test is.
+        "no task ran while the watchdog waited",
+        "the test: tests/hangs.rs:",
+    ]);
+    // The other tests of the run were cut short because of the first hang, and say which.
+    run.says(&["(cut short: stage1_"]);
+}
+
+#[test]
+fn a_loop_that_yields_for_ever_is_not_called_a_blocked_thread() {
+    Fixture::new()
+        .kata(&["test", "spins", "1"])
+        .succeeded(false)
+        .says(&["stopped by the watchdog", "tokio kept running tasks"])
+        .never_says("no task ran");
+}
+
+#[test]
+fn a_leak_is_stopped_at_the_memory_ceiling() {
+    Fixture::new()
+        .kata(&["test", "leaks", "stage1_doubles"])
+        .succeeded(false)
+        .says(&[
+            "stopped for using too much memory",
+            "under 64.0 MiB of heap",
+            "something keeps growing that should not",
+        ]);
+}
+
+#[test]
+fn a_crash_is_reported_naming_the_tests_that_were_running() {
+    let run = Fixture::new().kata(&["test", "crashes"]);
+    run.succeeded(false).says(&[
+        "crashed: the test binary died while it ran",
+        "the test binary killed by signal 6",
+        "have no result",
+    ]);
+}
+
+#[test]
+fn what_the_code_prints_is_shown_and_cannot_fake_a_pass() {
+    let run = Fixture::new().kata(&["test", "chatty", "stage1_doubles"]);
+    run.succeeded(false).says(&[
         "stage 1  ✗ 0/2 tests pass",
-        "✗ stage1_doubles",
-        "stage1_doubles: stopped by the watchdog",
-        "the code never gave control back to tokio",
+        "double_later(21)",
+        "what the test printed",
+        "│ my debug: double_later(21)",
+        // Printed by the learner's thread: shown, and not believed.
+        "│ test stage1_doubles ... ok",
     ]);
 }
 
@@ -258,11 +360,13 @@ fn compare_lays_the_figures_side_by_side_and_guards_the_solution() {
         "Comparing your code with the reference for kata half-done",
         "yours",
         "reference",
-        "your code passes 2 of 3 tests",
+        "your code passes 3 of 4 tests",
         // Not solved yet and nobody to ask: the diff stays hidden.
         "Not showing it without a yes: run just compare half-done --yes",
     ]);
-    run.never_says("Your code against the reference");
+    run.never_says("Your code against the reference")
+        // A real-clock test's time is not a schedule to compare.
+        .never_says("took a different time");
     let row = |name: &str| {
         run.stdout
             .lines()
@@ -273,10 +377,15 @@ fn compare_lays_the_figures_side_by_side_and_guards_the_solution() {
             .join(" ")
     };
     // Both pass in exactly 10 ms of virtual time, with no probe in that test.
+    let exact = row("stage1_takes_10ms");
     assert!(
-        row("stage1_takes_10ms").contains("✓ pass 10ms") && row("stage1_takes_10ms").ends_with("-"),
+        exact.contains("✓ pass 10ms") && exact.ends_with("-"),
+        "{exact}"
+    );
+    assert!(
+        row("stage1_doubles_on_the_real_clock").contains("~"),
         "{}",
-        row("stage1_takes_10ms")
+        row("stage1_doubles_on_the_real_clock")
     );
     // Sequential: fails, and its probe saw one job at a time where the reference had two.
     let both = row("stage2_runs_both_at_once");
@@ -287,29 +396,49 @@ fn compare_lays_the_figures_side_by_side_and_guards_the_solution() {
     assert!(both.contains("1 │ ✓ pass 10ms"), "{both}");
     assert!(both.ends_with(" 2"), "{both}");
 
+    // The chart: jobs in flight over time, one row per side.
+    fixture
+        .kata(&["compare", "half-done", "--chart", "both_at_once"])
+        .says(&[
+            "stage2_runs_both_at_once: jobs in flight over time",
+            "yours",
+            "at most 1",
+            "reference",
+            "at most 2",
+        ]);
+
     fixture.kata(&["compare", "half-done", "--yes"]).says(&[
         "Your code against the reference",
-        "-    (a.await, b.await)",
-        "+    tokio::join!(a, b)",
+        "-(a.await, b.await)",
+        "+tokio::join!(a, b)",
     ]);
-    // Solved: the diff comes without asking.
-    fixture.kata(&["compare", "solved"]).succeeded(true).says(&[
-        "your code passes 3 of 3 tests",
-        "-    x + x",
-        "+    x * 2",
-    ]);
+    // Solved: the diff comes without asking, and comments are no difference.
+    fixture
+        .kata(&["compare", "solved"])
+        .succeeded(true)
+        .says(&["your code passes 4 of 4 tests", "-x + x", "+x * 2"])
+        .never_says("in its own words");
+    fixture
+        .kata(&["compare", "solved", "--full"])
+        .says(&["in its own words"]);
 }
 
 #[test]
-fn hints_come_from_the_readme() {
+fn hints_come_from_the_readme_one_at_a_time() {
     let fixture = Fixture::new();
     fixture
         .kata(&["hint", "half-done", "stage2"])
         .succeeded(true)
         .says(&[
             "Hints for Stage 2: both at once",
-            "- Awaiting one, then the other, takes twice as long.",
-        ]);
+            "(1 of 2",
+            "- `tokio::join!(a, b)` polls both.",
+        ])
+        .never_says("Awaiting one, then the other");
+    fixture.kata(&["hint", "half-done", "2"]).says(&[
+        "(2 of 2",
+        "- Awaiting one, then the other, takes twice as long.",
+    ]);
     fixture
         .kata(&["hint", "half-done"])
         .says(&["Hints for Stage 1: double, later"]);
@@ -322,24 +451,35 @@ fn hints_come_from_the_readme() {
         "{}",
         wrong.stderr
     );
+    // Once every stage passes, there is nothing to hint at.
+    fixture.kata(&["test", "solved"]).succeeded(true);
+    fixture
+        .kata(&["hint", "solved"])
+        .says(&["Every stage of solved passes: no hint needed"]);
 }
 
 #[test]
-fn test_all_runs_every_kata_then_shows_where_you_stand() {
+fn test_all_runs_every_kata_then_shows_where_you_stand_and_fails_unless_all_pass() {
     let fixture = Fixture::new();
-    fixture.kata(&["test", "all"]).succeeded(true).says(&[
+    fixture.kata(&["test", "all"]).succeeded(false).says(&[
         "testing solved",
         "testing hangs",
         "1. solved",
-        "stage 1 2/2 ✓",
+        "stage 1 3/3 ✓",
         "does not compile: just test broken shows why",
         "Next: stage 2 of half-done: read it in exercises/half-done/README.md",
     ]);
+    // A stage for every kata that has it.
+    fixture
+        .kata(&["test", "all", "stage2"])
+        .succeeded(false)
+        .says(&["testing solved"]);
 }
 
 #[test]
-fn an_unknown_kata_lists_the_real_ones() {
-    let run = Fixture::new().kata(&["test", "tickr"]);
+fn bad_names_and_settings_get_one_clear_error() {
+    let fixture = Fixture::new();
+    let run = fixture.kata(&["test", "tickr"]);
     run.succeeded(false);
     assert!(
         run.stderr.contains(
@@ -348,6 +488,79 @@ fn an_unknown_kata_lists_the_real_ones() {
         "{}",
         run.stderr
     );
+    let run = fixture.kata_with(&[("KATA_WATCHDOG_SECS", "abc")], &["test", "solved"]);
+    run.succeeded(false);
+    assert!(
+        run.stderr
+            .contains("KATA_WATCHDOG_SECS=\"abc\" is not a time limit"),
+        "{}",
+        run.stderr
+    );
+    let run = fixture.kata(&["profile", "nosuchkata"]);
+    run.succeeded(false);
+    assert!(
+        run.stderr.contains("there is no kata called `nosuchkata`"),
+        "{}",
+        run.stderr
+    );
+    let run = fixture.kata(&["profile", "solved"]);
+    run.succeeded(false);
+    assert!(
+        run.stderr.contains("kata solved has no demo to profile"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_missing_kata_is_named_with_the_command_that_restores_it() {
+    let fixture = Fixture::new();
+    std::fs::remove_dir_all(fixture.root().join("exercises/half-done")).unwrap();
+    fixture.kata(&[]).succeeded(true).says(&[
+        "missing: git checkout HEAD -- exercises/half-done",
+        "1. solved",
+    ]);
+    let run = fixture.kata(&["test", "half-done"]);
+    run.succeeded(false);
+    assert!(
+        run.stderr
+            .contains("git checkout HEAD -- exercises/half-done"),
+        "{}",
+        run.stderr
+    );
+    // The other katas work as before.
+    fixture.kata(&["test", "solved"]).succeeded(true);
+}
+
+#[test]
+fn results_that_cannot_be_saved_are_reported_once_and_the_run_goes_on() {
+    let fixture = Fixture::new();
+    std::fs::create_dir_all(fixture.root().join("target/kata/solved.results")).unwrap();
+    let run = fixture.kata(&["test", "solved"]);
+    run.succeeded(true).says(&["the kata is solved"]);
+    assert_eq!(
+        run.stderr.matches("cannot save your results").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let fixture = Fixture::new();
+    let mut child = fixture
+        .command(&[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read nothing: close our end at once, as `just | head -0` would.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 /// Makes the fixture a git clone with one commit, as a learner's clone would be.
