@@ -254,10 +254,64 @@ pub fn assert_schedule(what: &str, actual: &[Duration], expected: &[Duration], h
     };
     report::fail(
         &format!("{what}: wrong schedule ({detail})"),
-        format_args!("{} event(s) at {}", actual.len(), at_list(actual)),
+        format_args!(
+            "{} event(s) at {}{}",
+            actual.len(),
+            at_list(actual),
+            picture(actual, expected)
+        ),
         format_args!("{} event(s) at {}", expected.len(), at_list(expected)),
         hint,
     );
+}
+
+/// Both schedules on one time axis, a column per slice of time, with `^` under the columns that
+/// differ: a picture of where the schedule went wrong. Empty when there is nothing to draw.
+fn picture(actual: &[Duration], expected: &[Duration]) -> String {
+    const WIDTH: usize = 60;
+    let end = actual
+        .iter()
+        .chain(expected)
+        .max()
+        .copied()
+        .unwrap_or_default();
+    if end.is_zero() || actual.len() + expected.len() > 400 {
+        return String::new();
+    }
+    let columns = |times: &[Duration]| {
+        let mut counts = [0_usize; WIDTH];
+        for time in times {
+            let column = (time.as_nanos() * (WIDTH as u128 - 1) / end.as_nanos()) as usize;
+            counts[column] += 1;
+        }
+        counts
+    };
+    let row = |counts: &[usize; WIDTH]| -> String {
+        counts
+            .iter()
+            .map(|&n| match n {
+                0 => '·',
+                1 => '|',
+                2..=9 => char::from_digit(n as u32, 10).unwrap_or('+'),
+                _ => '+',
+            })
+            .collect()
+    };
+    let (mine, theirs) = (columns(actual), columns(expected));
+    let marks: String = mine
+        .iter()
+        .zip(&theirs)
+        .map(|(a, e)| if a == e { ' ' } else { '^' })
+        .collect();
+    let end_label = format!("{:?}", At(end));
+    format!(
+        "\n  on one time axis (| an event, a digit for several in one column):\n    \
+         expected │{}│\n    actual   │{}│\n              {}\n              0ms{}{end_label}",
+        row(&theirs),
+        row(&mine),
+        marks.trim_end(),
+        " ".repeat((WIDTH + 2).saturating_sub(3 + end_label.len())),
+    )
 }
 
 /// Asserts that `actual` is exactly `expected`: on the paused clock, elapsed times are exact.
@@ -352,6 +406,42 @@ mod tests {
             &[ms(50), ms(100)],
             &h(),
         );
+    }
+
+    #[test]
+    fn a_wrong_schedule_is_drawn_on_one_time_axis() {
+        let expected: Vec<Duration> = (0..=4).map(|i| ms(i * 250)).collect();
+        let mut actual = expected[1..].to_vec();
+        actual.push(ms(1000));
+        let text = picture(&actual, &expected);
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let gap = |n: usize| "·".repeat(n);
+        assert_eq!(
+            lines[2],
+            format!(
+                "expected │|{}|{}|{}|{}|│",
+                gap(13),
+                gap(14),
+                gap(14),
+                gap(14)
+            )
+        );
+        assert_eq!(
+            lines[3],
+            format!(
+                "actual   │·{}|{}|{}|{}2│",
+                gap(13),
+                gap(14),
+                gap(14),
+                gap(14)
+            )
+        );
+        assert_eq!(lines[4], format!("^{}^", " ".repeat(58)));
+        assert!(
+            lines[5].starts_with("0ms") && lines[5].ends_with("1000ms"),
+            "{text}"
+        );
+        assert_eq!(picture(&[], &[]), "");
     }
 
     #[test]

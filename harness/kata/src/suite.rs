@@ -8,7 +8,7 @@
 //! shown under its message.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -123,12 +123,8 @@ pub fn run(
     records: &Path,
 ) -> Result<SuiteRun> {
     let listed = list(binary, package_dir)?;
-    if records.exists() {
-        std::fs::remove_dir_all(records)
-            .with_context(|| format!("cannot clear {}", records.display()))?;
-    }
-    std::fs::create_dir_all(records)
-        .with_context(|| format!("cannot create {}", records.display()))?;
+    let records = fresh_dir(records)?;
+    let records = records.path();
     let output = Command::new(binary)
         .args(["--format", "pretty", "--color", "never"])
         .args(selection.filters())
@@ -182,6 +178,50 @@ pub fn run(
         results,
         crash,
     })
+}
+
+/// Where a run's records go: `preferred`, emptied, or, when that cannot be made (`target/kata`
+/// is a file, say: the cache reports it), a temporary directory removed after the run.
+enum RecordDir {
+    Kept(PathBuf),
+    Temporary(PathBuf),
+}
+
+impl RecordDir {
+    fn path(&self) -> &Path {
+        match self {
+            RecordDir::Kept(path) | RecordDir::Temporary(path) => path,
+        }
+    }
+}
+
+impl Drop for RecordDir {
+    fn drop(&mut self) {
+        if let RecordDir::Temporary(path) = self {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+}
+
+fn fresh_dir(preferred: &Path) -> Result<RecordDir> {
+    let make = |dir: &Path| -> std::io::Result<()> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::create_dir_all(dir)
+    };
+    if make(preferred).is_ok() {
+        return Ok(RecordDir::Kept(preferred.to_owned()));
+    }
+    let fallback = std::env::temp_dir().join(format!("kata-records-{}", std::process::id()));
+    make(&fallback).with_context(|| {
+        format!(
+            "cannot make a directory for the tests' records, in {} or {}",
+            preferred.display(),
+            fallback.display()
+        )
+    })?;
+    Ok(RecordDir::Temporary(fallback))
 }
 
 /// How a test binary died, if it did not end on its own (libtest exits 0, or 101 when a test

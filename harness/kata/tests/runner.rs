@@ -547,6 +547,59 @@ fn results_that_cannot_be_saved_are_reported_once_and_the_run_goes_on() {
 }
 
 #[test]
+fn arguments_reach_the_runner_as_typed_never_as_shell_code() {
+    let fixture = Fixture::new();
+    let just = |args: &[&str]| {
+        Command::new("just")
+            .arg("--justfile")
+            .arg(repo().join("justfile"))
+            .arg("--working-directory")
+            .arg(fixture.root())
+            .args(args)
+            .env("KATA_RUNNER", env!("CARGO_BIN_EXE_kata"))
+            .env("CARGO_TARGET_DIR", shared_target())
+            .env("KATA_WATCHDOG_SECS", "1")
+            .stdin(Stdio::null())
+            .output()
+    };
+    let Ok(output) = just(&["hint", "x || echo INJECTED"]) else {
+        return eprintln!("skipped: `just` is not installed here");
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stdout.lines().any(|line| line == "INJECTED"), "{stdout}");
+    assert!(
+        stderr.contains("there is no kata called `x || echo INJECTED`"),
+        "{stderr}"
+    );
+    let output = just(&["hint", "half-done", "(2)"]).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`(2)` is not a stage"), "{stderr}");
+    let output = just(&["test", "solved", "doubles on the real clock"]).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("tests matching `doubles_on_the_real_clock`")
+            && stdout.contains("1/1 tests pass"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_state_directory_that_is_a_file_is_reported_and_the_run_goes_on() {
+    let fixture = Fixture::new();
+    std::fs::create_dir_all(fixture.root().join("target")).unwrap();
+    std::fs::write(fixture.root().join("target/kata"), "not a directory").unwrap();
+    let run = fixture.kata(&["test", "solved"]);
+    run.succeeded(true).says(&["the kata is solved"]);
+    assert!(
+        run.stderr.contains("cannot save your results"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_closed_pipe_ends_the_output_quietly() {
     let fixture = Fixture::new();
     let mut child = fixture
