@@ -45,26 +45,71 @@ pub enum Built {
     Failed { messages: String },
 }
 
+/// What a build of several suites came to: the binaries that were built, by their crate's
+/// directory, and the compiler's messages.
+#[derive(Debug, Default)]
+pub struct Builds {
+    pub binaries: Vec<(PathBuf, PathBuf)>,
+    pub success: bool,
+    pub messages: String,
+}
+
+impl Builds {
+    /// The test binary of the crate in `dir`, if it was built.
+    pub fn binary(&self, dir: &Path) -> Option<&Path> {
+        let same = |a: &Path, b: &Path| {
+            a == b
+                || a.canonicalize()
+                    .ok()
+                    .is_some_and(|a| b.canonicalize().ok() == Some(a))
+        };
+        self.binaries
+            .iter()
+            .find(|(crate_dir, _)| same(crate_dir, dir))
+            .map(|(_, binary)| binary.as_path())
+    }
+}
+
 /// Something the build said, from either of cargo's two outputs.
 enum Said {
     Crate(String),
-    Binary(PathBuf),
+    Binary { crate_dir: PathBuf, path: PathBuf },
     Line(String),
     Done,
 }
 
 /// Builds the `suite` test target of `package` and returns its binary.
 pub fn build_suite(root: &Path, package: &str, suite: &str, noise: Noise) -> Result<Built> {
-    let mut child = cargo(root)
-        .args([
-            "test",
-            "--no-run",
-            "--quiet",
-            "--package",
-            package,
-            "--test",
-            suite,
-        ])
+    let builds = build_suites(root, &[package.to_owned()], &[suite.to_owned()], noise)?;
+    if !builds.success {
+        return Ok(Built::Failed {
+            messages: builds.messages,
+        });
+    }
+    match builds.binaries.into_iter().next() {
+        Some((_, binary)) => Ok(Built::Binary(binary)),
+        None => anyhow::bail!("cargo built {package} but named no test binary `{suite}`"),
+    }
+}
+
+/// Builds the test targets called `suites` of every package of `packages` in one cargo run:
+/// one dependency graph, so cargo builds what they share once, two at a time on two cores, and
+/// `--keep-going`, so one crate that does not compile costs only its own binary.
+pub fn build_suites(
+    root: &Path,
+    packages: &[String],
+    suites: &[String],
+    noise: Noise,
+) -> Result<Builds> {
+    let mut command = cargo(root);
+    command.args(["build", "--quiet", "--keep-going"]);
+    for package in packages {
+        command.args(["--package", package]);
+    }
+    for suite in suites {
+        command.args(["--test", suite]);
+    }
+    let mut child = command
         .arg("--message-format=json-render-diagnostics")
         .args(["--color", style::stderr_color()])
         .stdout(Stdio::piped())
@@ -74,7 +119,7 @@ pub fn build_suite(root: &Path, package: &str, suite: &str, noise: Noise) -> Res
     let (said, hear) = mpsc::channel();
     let stdout = child.stdout.take().context("cargo's output")?;
     let stderr = child.stderr.take().context("cargo's messages")?;
-    let wanted = suite.to_owned();
+    let wanted = suites.to_vec();
     let json_said = said.clone();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -91,20 +136,20 @@ pub fn build_suite(root: &Path, package: &str, suite: &str, noise: Noise) -> Res
     });
 
     let mut alive = Alive::new(noise);
-    let mut binary = None;
-    let mut messages = String::new();
+    let mut builds = Builds::default();
+    let hear_line = |line: String, alive: &mut Alive, builds: &mut Builds| {
+        alive.clear();
+        if noise == Noise::Shown {
+            eprintln!("{line}");
+        }
+        builds.messages.push_str(&line);
+        builds.messages.push('\n');
+    };
     loop {
         match hear.recv_timeout(Duration::from_millis(250)) {
             Ok(Said::Crate(name)) => alive.built(&name),
-            Ok(Said::Binary(path)) => binary = Some(path),
-            Ok(Said::Line(line)) => {
-                alive.clear();
-                if noise == Noise::Shown {
-                    eprintln!("{line}");
-                }
-                messages.push_str(&line);
-                messages.push('\n');
-            }
+            Ok(Said::Binary { crate_dir, path }) => builds.binaries.push((crate_dir, path)),
+            Ok(Said::Line(line)) => hear_line(line, &mut alive, &mut builds),
             Ok(Said::Done) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => alive.tick(),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -116,23 +161,16 @@ pub fn build_suite(root: &Path, package: &str, suite: &str, noise: Noise) -> Res
     // The last of the compiler's messages may still be on their way.
     while let Ok(said) = hear.recv_timeout(Duration::from_millis(50)) {
         if let Said::Line(line) = said {
-            if noise == Noise::Shown {
-                eprintln!("{line}");
-            }
-            messages.push_str(&line);
-            messages.push('\n');
+            hear_line(line, &mut alive, &mut builds);
         }
     }
-    Ok(match (status.success(), binary) {
-        (true, Some(path)) => Built::Binary(path),
-        (true, None) => anyhow::bail!("cargo built {package} but named no test binary `{suite}`"),
-        (false, _) => Built::Failed { messages },
-    })
+    builds.success = status.success();
+    Ok(builds)
 }
 
-/// What one JSON line of cargo's says, for a build of the suite `wanted`: a crate built, or the
-/// suite's binary; `None` for the other messages.
-fn artifact(message: &Json, wanted: &str) -> Option<Said> {
+/// What one JSON line of cargo's says, for a build of the test targets `wanted`: a crate built,
+/// or one of the suites' binaries; `None` for the other messages.
+fn artifact(message: &Json, wanted: &[String]) -> Option<Said> {
     if message.get("reason").and_then(Json::as_str) != Some("compiler-artifact") {
         return None;
     }
@@ -145,10 +183,20 @@ fn artifact(message: &Json, wanted: &str) -> Option<Said> {
         .at(&["target", "kind"])
         .and_then(Json::as_array)
         .is_some_and(|kinds| kinds.iter().any(|kind| kind.as_str() == Some("test")));
-    Some(match message.get("executable").and_then(Json::as_str) {
-        Some(path) if is_test && name == wanted => Said::Binary(PathBuf::from(path)),
-        _ => Said::Crate(name),
-    })
+    let crate_dir = message
+        .get("manifest_path")
+        .and_then(Json::as_str)
+        .and_then(|manifest| Path::new(manifest).parent())
+        .map(Path::to_path_buf);
+    Some(
+        match (message.get("executable").and_then(Json::as_str), crate_dir) {
+            (Some(path), Some(crate_dir)) if is_test && wanted.contains(&name) => Said::Binary {
+                crate_dir,
+                path: PathBuf::from(path),
+            },
+            _ => Said::Crate(name),
+        },
+    )
 }
 
 /// Signs that a build is alive: a redrawn line in a terminal, a line every few seconds in a log.
@@ -247,23 +295,25 @@ mod tests {
     fn the_suite_s_binary_is_found_among_the_artifacts() {
         let line = |kind: &str, name: &str, exe: &str| {
             Json::parse(&format!(
-                r#"{{"reason":"compiler-artifact","target":{{"kind":["{kind}"],"name":"{name}"}},"executable":{exe}}}"#
+                r#"{{"reason":"compiler-artifact","manifest_path":"/k/exercises/ticker/Cargo.toml","target":{{"kind":["{kind}"],"name":"{name}"}},"executable":{exe}}}"#
             ))
             .unwrap()
         };
+        let wanted = ["ticker".to_owned()];
         assert!(matches!(
-            artifact(&line("test", "ticker", "\"/t/ticker-1\""), "ticker"),
-            Some(Said::Binary(path)) if path == Path::new("/t/ticker-1")
+            artifact(&line("test", "ticker", "\"/t/ticker-1\""), &wanted),
+            Some(Said::Binary { crate_dir, path })
+                if path == Path::new("/t/ticker-1") && crate_dir == Path::new("/k/exercises/ticker")
         ));
         assert!(matches!(
-            artifact(&line("lib", "ticker", "null"), "ticker"),
+            artifact(&line("lib", "ticker", "null"), &wanted),
             Some(Said::Crate(name)) if name == "ticker"
         ));
         assert!(matches!(
-            artifact(&line("test", "other", "\"/t/other\""), "ticker"),
+            artifact(&line("test", "other", "\"/t/other\""), &wanted),
             Some(Said::Crate(name)) if name == "other"
         ));
         let finished = Json::parse(r#"{"reason":"build-finished","success":true}"#).unwrap();
-        assert!(artifact(&finished, "ticker").is_none());
+        assert!(artifact(&finished, &wanted).is_none());
     }
 }
