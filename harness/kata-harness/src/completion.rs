@@ -27,7 +27,7 @@ pub fn completes_within<F: Future>(
     future: F,
     limit: Duration,
     hint: &Hint,
-) -> impl Future<Output = F::Output> {
+) -> impl Future<Output = F::Output> + use<F> {
     // `#[track_caller]` does not reach into an async body, so capture the location here.
     let caller = std::panic::Location::caller();
     let (what, hint) = (what.to_owned(), hint.clone());
@@ -64,7 +64,7 @@ pub fn assert_deadlocks<F: Future>(
     future: F,
     limit: Duration,
     hint: &Hint,
-) -> impl Future<Output = Deadlock>
+) -> impl Future<Output = Deadlock> + use<F>
 where
     F::Output: std::fmt::Debug,
 {

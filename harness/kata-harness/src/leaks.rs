@@ -100,7 +100,7 @@ impl TaskBaseline {
         what: &str,
         grace: Duration,
         hint: &Hint,
-    ) -> impl Future<Output = ()> {
+    ) -> impl Future<Output = ()> + use<> {
         let caller = std::panic::Location::caller();
         let baseline = self.alive;
         let (what, hint) = (what.to_owned(), hint.clone());

@@ -180,7 +180,16 @@ fn run_kata(kata: &Kata, only: Option<&str>) -> Result<usize> {
         .iter()
         .filter(|m| only.is_none_or(|only| m.title.contains(only)))
     {
-        let mut restore = apply(kata, mutant)?;
+        // A mutant whose text is not in the reference (any more) proves nothing: say so, and go
+        // on with the others.
+        let mut restore = match apply(kata, mutant) {
+            Ok(restore) => restore,
+            Err(error) => {
+                problems += 1;
+                println!("  {}: {} {error:#}", mutant.title, style::red("✗"));
+                continue;
+            }
+        };
         let ran = test::build_and_run(
             kata,
             Whose::Reference,
