@@ -96,7 +96,8 @@ pub async fn leaky_handler(server: &EventEmitter, request: Request) -> Response 
 }
 
 /// The handler without the leak (stage 2): the same work as [`leaky_handler`], but its listener
-/// is gone, and the request's body freed, when the request ends.
+/// is gone, and the request's body freed, when the request ends: when its future completes, and
+/// also when its future is dropped half way.
 pub async fn fixed_handler(server: &EventEmitter, request: Request) -> Response {
     // Only here so the stub compiles without "never used" warnings: delete it.
     let _ = (server, request);
@@ -169,7 +170,8 @@ fn signed_bytes(n: f64) -> String {
 
 /// Runs `requests` requests through `handler` on `server`, one after another, after a warm-up,
 /// and reports how memory grew: live heap (`kata_heap::HeapScope`), the
-/// [`ConfigChanged`] listener count, RSS samples ([`RssSampler`]), and a verdict.
+/// [`ConfigChanged`] listener count, RSS samples ([`RssSampler`]), and a verdict. The README's
+/// "The measuring tools" explains `HeapScope` and `RssSampler`.
 ///
 /// Call it as `measure(&server, leaky_handler, 1000).await`: any `async fn(&EventEmitter,
 /// Request) -> Response` is a handler, and so is an `async` closure.

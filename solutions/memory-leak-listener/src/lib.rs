@@ -11,10 +11,11 @@
 //! - Stage 2, [`fixed_handler`]: the same handler, with the listener gone when the request ends.
 //!
 //! ## Which figures decide
-//! [`measure`] gathers three: the live heap (the harness's per-test allocation counters), the
-//! server's listener count, and the process's resident memory (RSS). Only the first two decide
-//! the verdict. They are exact: on a current-thread runtime every allocation a request makes is
-//! counted on this thread and nowhere else, and a listener count is a number, not an estimate.
+//! [`measure`] gathers three: the live heap (`kata_heap`'s allocation counters, through
+//! [`HeapScope`]), the server's listener count, and the process's resident memory (RSS, through
+//! [`RssSampler`]). Only the first two decide the verdict. They are exact: on a current-thread
+//! runtime every allocation a request makes is counted in this thread's account and nowhere
+//! else, and a listener count is a number, not an estimate.
 //! RSS is what `top` shows and what a memory profiler plots, but it belongs to the whole process
 //! (tests running in parallel on other threads move it), the allocator keeps freed pages instead
 //! of returning them, and the OS only counts a page once it has been written. It is supporting
@@ -109,12 +110,33 @@ pub async fn leaky_handler(server: &EventEmitter, request: Request) -> Response 
 
 /// The handler without the leak (stage 2): it listens while it works, and only then.
 ///
+/// ```
+/// # use kata_emitter::EventEmitter;
+/// # use memory_leak_listener::{ConfigChanged, Request, WORK, fixed_handler};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let server = EventEmitter::new();
+/// let (response, ()) = tokio::join!(fixed_handler(&server, Request::new(1)), async {
+///     tokio::time::sleep(WORK / 2).await;
+///     // Half way through the request, its one listener hears the new limit.
+///     assert_eq!(server.emit(ConfigChanged { max_body_bytes: 1024 }), 1);
+/// });
+/// assert!(!response.accepted); // a 64 KiB body is over 1 KiB
+/// assert_eq!(server.listener_count::<ConfigChanged>(), 0); // gone with the request
+/// # }
+/// ```
+///
 /// The [`Subscription`](kata_emitter::Subscription) guard lives in `_subscription` until the
 /// function returns. Dropping it removes the listener from the emitter; the listener was the
 /// last owner of its closure, the closure the last owner of its clone of the body, so the body
 /// is freed too, the moment the request ends. (`let _ = server.on(..)` would be the bug: `_` is
 /// not a variable, so the guard would be dropped at once and the listener would never hear a
 /// change.)
+///
+/// The guard also covers cancellation. A caller may drop this future at its `.await` (a client
+/// that hangs up, a timeout around the handler); the code after the `.await` then never runs,
+/// so an explicit `server.off(id)` there would leave the listener, and the body, behind. The
+/// guard is part of the future's state, and dropping the future drops it.
 pub async fn fixed_handler(server: &EventEmitter, request: Request) -> Response {
     let rejected = Arc::new(AtomicBool::new(false));
     let (buffer, flag) = (request.buffer, Arc::clone(&rejected));
@@ -210,7 +232,26 @@ const RSS_SAMPLES: u64 = 50;
 /// anything that scales with the requests is a leak, however small.
 ///
 /// The heap counters are the calling thread's, so call this on a current-thread runtime (as the
-/// tests and the demo do). Panics if the harness's counting allocator is not installed.
+/// tests and the demo do). Panics if `kata_heap`'s counting allocator is not the global
+/// allocator (`kata_heap::install_allocator!()`; a kata suite installs it).
+///
+/// ```
+/// # kata_heap::install_allocator!();
+/// # use kata_emitter::EventEmitter;
+/// # use memory_leak_listener::{fixed_handler, leaky_handler, measure};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let leaky = measure(&EventEmitter::new(), leaky_handler, 100).await;
+/// assert!(leaky.leaks);
+/// assert_eq!(leaky.listener_growth, 100);
+/// assert!(leaky.heap_per_request() > 65_536.0); // a body and a listener per request
+///
+/// let fixed = measure(&EventEmitter::new(), fixed_handler, 100).await;
+/// assert!(!fixed.leaks);
+/// assert_eq!((fixed.heap_growth, fixed.listener_growth), (0, 0));
+/// println!("{fixed}");
+/// # }
+/// ```
 pub async fn measure<H>(server: &EventEmitter, handler: H, requests: u64) -> MemoryReport
 where
     H: AsyncFn(&EventEmitter, Request) -> Response,
