@@ -52,8 +52,9 @@ type Hook = Arc<dyn Fn() -> Box<dyn Send> + Send + Sync>;
 /// A job holds one slot from the moment it starts until it finishes (or is dropped). Clones
 /// share their slots: clone a limiter to hand it to several tasks.
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), factorial_deadlock::LimitError> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), factorial_deadlock::LimitError> {
 /// let limiter = factorial_deadlock::Limiter::new(2)?;
 /// let answer = limiter.run(async { 6 * 7 }).await;
 /// assert_eq!(answer, 42);
@@ -185,12 +186,17 @@ fn plural(count: usize, one: &'static str, many: &'static str) -> &'static str {
 /// `Err(`[`Deadlock`]`)` at once. No timer is involved, and jobs that are merely slow are never
 /// reported.
 ///
+/// Clones share their slots. The limiter is `Send + Sync`, and `run`'s future is `Send` whenever
+/// the job is: the suite runs it in tasks on two threads at once.
+///
 /// Limitations: only waits it can see count. Work of this limiter awaited through another task
 /// (`tokio::spawn` and a `JoinHandle`) or through a job of *another* limiter is invisible, and
 /// such a deadlock still hangs.
 #[derive(Debug, Clone)]
 pub struct CheckedLimiter {
-    // Your fields: the slots, the queue, which jobs are waiting on the limiter. Clones share them.
+    // Your fields: the slots, the queue, which jobs are waiting on the limiter. Clones share
+    // them, so keep them behind an `Arc` (a `std::sync::Mutex` inside, locked only for short
+    // bookkeeping and never across an `.await`).
 }
 
 impl CheckedLimiter {

@@ -64,8 +64,9 @@ type Hook = Arc<dyn Fn() -> Box<dyn Send> + Send + Sync>;
 /// A job holds one slot from the moment it starts until it finishes (or is dropped). Clones
 /// share their slots: clone a limiter to hand it to several tasks.
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), factorial_deadlock::LimitError> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), factorial_deadlock::LimitError> {
 /// let limiter = factorial_deadlock::Limiter::new(2)?;
 /// let answer = limiter.run(async { 6 * 7 }).await;
 /// assert_eq!(answer, 42);
@@ -149,6 +150,20 @@ impl Limiter {
 /// slots at once (`0!` and `1!` are one job). It completes when `limiter` has at least
 /// `max(n, 1)` slots and deadlocks with fewer: the job for 1 waits for a slot that only a job
 /// waiting on it could free.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use factorial_deadlock::{Limiter, factorial_naive};
+///
+/// let limiter = Limiter::new(4).unwrap();
+/// assert_eq!(factorial_naive(4, &limiter).await, Ok(24));
+/// // 5! needs 5 slots at once: on 4 it waits for ever (here, until the timeout gives up).
+/// let five = tokio::time::timeout(Duration::from_secs(60), factorial_naive(5, &limiter));
+/// assert!(five.await.is_err());
+/// # }
+/// ```
 pub async fn factorial_naive(n: u32, limiter: &Limiter) -> Result<u128, FactorialError> {
     // Checked before any job starts: a huge `n` must not first recurse a billion levels deep.
     if n > MAX_N {
@@ -180,6 +195,17 @@ async fn naive(n: u32, limiter: &Limiter) -> u128 {
 /// Job `k` (for k = 1..=n) multiplies the product so far by `k` and ends. The next job starts
 /// only after it, from out here, where no slot is held: one slot is enough for any `n`, so no
 /// concurrency can deadlock it, and a busy limiter only makes it wait its turn.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use factorial_deadlock::{FactorialError, Limiter, factorial};
+///
+/// let one_slot = Limiter::new(1).unwrap();
+/// assert_eq!(factorial(5, &one_slot).await, Ok(120));
+/// assert_eq!(factorial(35, &one_slot).await, Err(FactorialError::Overflow { n: 35 }));
+/// # }
+/// ```
 pub async fn factorial(n: u32, limiter: &Limiter) -> Result<u128, FactorialError> {
     let mut product: u128 = 1;
     for k in 1..=n {
@@ -243,10 +269,28 @@ tokio::task_local! {
 /// `Err(`[`Deadlock`]`)` at once. No timer is involved, and jobs that are merely slow are never
 /// reported, since a job that is not waiting on the limiter will finish and free its slot.
 ///
+/// Clones share their slots. The limiter is `Send + Sync`, and `run`'s future is `Send` whenever
+/// the job is: its state is an `Arc` of a `std::sync::Mutex` that is never held across an
+/// `.await`.
+///
 /// Limitations: only waits it can see count. Work of this limiter awaited through another task
 /// (`tokio::spawn` and a `JoinHandle`) or through a job of *another* limiter is invisible, and
 /// such a deadlock still hangs. And a job counts as waiting as long as a run it started is
 /// pending, even if it could also finish some other way (a `timeout` around the inner run).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use factorial_deadlock::{CheckedLimiter, Deadlock};
+///
+/// let limiter = CheckedLimiter::new(1).unwrap();
+/// // The only job awaits a run of its own limiter, which can never get a slot: told at once.
+/// let nested = limiter.run(async { limiter.run(async { 7 }).await });
+/// assert_eq!(nested.await, Ok(Err(Deadlock { held: 1, queued: 1 })));
+/// // The error has travelled back up, the slot is free again.
+/// assert_eq!(limiter.run(async { 7 }).await, Ok(7));
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct CheckedLimiter {
     shared: Arc<Shared>,
