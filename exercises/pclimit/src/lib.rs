@@ -148,6 +148,8 @@ impl<T> RunHandle<T> {
     }
 }
 
+// A future written by hand: README.md's "Writing `RunHandle::poll` by hand" explains the
+// `Pin<&mut Self>` receiver and how to poll a future you hold (with `mut self`, as there).
 impl<T> Future for RunHandle<T> {
     type Output = Result<T, RunError>;
 

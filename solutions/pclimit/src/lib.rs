@@ -14,8 +14,13 @@
 //! - The queue is ordered by call number, so jobs start in call order whatever order the tasks
 //!   happen to be polled in; it is a map, so a cancelled job can be taken out of the middle.
 //! - Slots are only handed out from inside the runtime (the new task's first poll, a finishing
-//!   job, a limit change), never inside `run` itself: like p-limit, work always starts
-//!   asynchronously, so `run` behaves the same whether or not a slot is free.
+//!   job, a limit change), never inside `run` itself: like p-limit up to version 6, work always
+//!   starts asynchronously and a job counts as pending until then, so `run` behaves the same
+//!   whether or not a slot is free. (p-limit 7 takes the slot inside the call.)
+//! - A job is waiting or holds a slot, never both and never neither: a slot is handed out by
+//!   taking the job out of the queue and counting it active in one step, under the lock.
+//! - The limiter's state lives in an `Arc` shared by every clone, every task and every handle,
+//!   so dropping the last `PCLimit` cancels nothing.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -56,13 +61,22 @@ pub enum RunError {
 ///
 /// Cloning is cheap and clones share one limit.
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), pclimit::LimitError> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), pclimit::LimitError> {
+/// use std::time::Duration;
 /// use futures::future::join_all;
 ///
 /// let limit = pclimit::PCLimit::new(2)?;
-/// let lengths = join_all(["a", "bb", "ccc"].map(|s| limit.run(async move { s.len() }))).await;
-/// assert_eq!(lengths, [Ok(1), Ok(2), Ok(3)]);
+/// let slow_len = |s: &'static str| async move {
+///     tokio::time::sleep(Duration::from_millis(10)).await;
+///     s.len()
+/// };
+/// let handles = ["a", "bb", "ccc"].map(|s| limit.run(slow_len(s)));
+/// // Nothing has started yet: `run` only queues.
+/// assert_eq!((limit.active_count(), limit.pending_count()), (0, 3));
+/// // Two at once, then the third: results in input order.
+/// assert_eq!(join_all(handles).await, [Ok(1), Ok(2), Ok(3)]);
 /// # Ok(())
 /// # }
 /// ```
@@ -356,6 +370,10 @@ impl<T> Future for RunHandle<T> {
             // Only reachable by polling after `detach`, which consumed the handle: impossible.
             return Poll::Ready(Err(RunError::Cancelled));
         };
+        // `RunHandle` is `Unpin` (a `JoinHandle`, a number, an `Arc`), so the pinned `self`
+        // gives a plain `&mut`, and `Pin::new` may pin the `JoinHandle`, which is `Unpin` too.
+        // Polling it is what registers `cx`'s waker with the task: never return `Pending`
+        // without it.
         let joined = ready!(Pin::new(task).poll(cx));
         // The task is over: nothing left to cancel when the handle is dropped.
         self.task = None;
