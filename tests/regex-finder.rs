@@ -1,318 +1,56 @@
 //! The regex-finder kata's suite, run against both `exercises/regex-finder` and
-//! `solutions/regex-finder`.
+//! `solutions/regex-finder`: the kata's precise specification.
 //!
 //! Every test writes its files into a fresh temporary directory, starts a search, attaches its
-//! listeners *after* the call (as a user would), and records every event in order, then keeps
+//! listeners *after* the call (as a user would), records every event in order, and keeps
 //! listening after `End` to catch anything late. Reports name files by their name in that
-//! directory, so `a.txt:3 "42"` is the match `42` on line 3 of `a.txt`. Stage by stage, the tests
-//! reject the usual wrong answers: a `Start` emitted before anyone could listen, an `End` that is
-//! not last, lines counted from 0, one match per line, a lost last line, a search that stops at
-//! the first bad file, a panic on bytes that are not UTF-8, a file read whole instead of line by
-//! line, and a callback called at the wrong time, twice or never.
+//! directory: `Match(a.txt:3 "42")` is the match `42` on line 3 of `a.txt`. Stage by stage, the
+//! tests reject the usual wrong answers: a `Start` emitted before anyone could listen, an `End`
+//! that is not last, lines counted from 0, one match per line, a line ending kept or whitespace
+//! trimmed, a lost last line or an extra empty one, a line cut where a buffer ends, files sorted,
+//! deduplicated or searched side by side, a search that stops at the first bad file or panics on
+//! bytes that are not UTF-8, a file read whole, file reads that block the executor (two
+//! `real_time` tests read a named pipe whose writer waits for the test), and a callback called
+//! before `End`, never, with another search's matches, or not at all once the caller dropped the
+//! emitter.
 
 kata_harness::install_allocator!();
 
-use std::any::Any;
-use std::fmt;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+#[path = "regex-finder/support.rs"]
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kata_emitter::{EventEmitter, Subscription};
-use kata_harness::files::TestDir;
-use kata_harness::heap::{self, HeapReport};
+use kata_harness::blocking;
+use kata_harness::completion::completes_within;
+use kata_harness::files::{Gate, PipeFeeder, TestDir};
+use kata_harness::heap;
 use kata_harness::leaks::TaskBaseline;
-use kata_harness::report::{self, check_eq, fail};
+use kata_harness::report::{self, check, check_eq, fail};
+use kata_harness::{Stage, data, ms};
 use regex::Regex;
 use regex_finder::{End, Error, FileRead, FindRegex, FindRegexError, Match, Start, find_regex};
 use rstest::rstest;
+use support::{
+    Event, GatedPipe, NEEDLE, called_once, check_events, error, file_read, find_regex_ok, finder,
+    found, listen, measured_search, observe, search, search_with_callback, shorten, start,
+    write_large, write_long_lines,
+};
 
-const STAGE1: &str = "exercises/regex-finder/README.md, stage 1";
-const STAGE2: &str = "exercises/regex-finder/README.md, stage 2";
-
-/// Long enough for any search here: a search still going after this never ends.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// `text`, then where to read more about it.
-fn hint(text: &str, stage: &str) -> String {
-    format!("{text} ({stage})")
-}
+const STAGE1: Stage = Stage::new("regex-finder", 1);
+const STAGE2: Stage = Stage::new("regex-finder", 2);
 
 // ---------------------------------------------------------------------------------------------
-// TestDir, events and how a search is observed
-// ---------------------------------------------------------------------------------------------
-
-/// One thing heard, in short: files by their name in the test's directory.
-#[derive(Clone, PartialEq, Eq)]
-enum Event {
-    Start(Vec<String>),
-    FileRead(String),
-    Match(String, usize, String),
-    Error(String),
-    End,
-    /// `on_done` was called, with this many matches.
-    OnDone(usize),
-}
-
-impl fmt::Debug for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Start(files) => write!(f, "Start[{}]", files.join(", ")),
-            Self::FileRead(file) => write!(f, "FileRead({file})"),
-            Self::Match(file, line, text) => write!(f, "Match({file}:{line} {text:?})"),
-            Self::Error(file) => write!(f, "Error({file})"),
-            Self::End => write!(f, "End"),
-            Self::OnDone(matches) => write!(f, "on_done({matches} matches)"),
-        }
-    }
-}
-
-/// Shortens paths in the test directory to their file name. Any other path (say, a bare file
-/// name where the full path was given) is shown in full and marked, so it never looks right.
-#[derive(Clone)]
-struct Namer(PathBuf);
-
-impl Namer {
-    fn name(&self, path: &Path) -> String {
-        match path.strip_prefix(&self.0) {
-            Ok(name) if path.is_absolute() => name.display().to_string(),
-            _ => format!("{} (not the path given)", path.display()),
-        }
-    }
-
-    fn found(&self, found: &Match) -> Event {
-        Event::Match(self.name(&found.path), found.line, found.text.clone())
-    }
-}
-
-/// Shorthands for expected events.
-fn start(names: &[&str]) -> Event {
-    Event::Start(names.iter().map(|name| (*name).to_owned()).collect())
-}
-fn file_read(name: &str) -> Event {
-    Event::FileRead(name.to_owned())
-}
-fn found(name: &str, line: usize, text: &str) -> Event {
-    Event::Match(name.to_owned(), line, text.to_owned())
-}
-fn error(name: &str) -> Event {
-    Event::Error(name.to_owned())
-}
-
-/// Everything one search did, as heard by listeners attached right after the call.
-#[derive(Debug, Default)]
-struct Heard {
-    /// Every event, and stage 2's `on_done`, in the order they happened.
-    events: Vec<Event>,
-    /// The `Error` events in full, for their messages.
-    errors: Vec<Error>,
-    /// The argument of every `on_done` call, in short.
-    done: Vec<Vec<Event>>,
-}
-
-type OnDone = Box<dyn FnOnce(Vec<Match>) + Send>;
-
-/// Starts a search with `begin` (which gets an `on_done` to pass on, or to ignore in stage 1),
-/// listens from right after the call, waits for `End`, then keeps listening for a virtual second
-/// to catch anything emitted late. Fails the test if `End` never comes.
-async fn observe(files: &TestDir, hint: &str, begin: impl FnOnce(OnDone) -> EventEmitter) -> Heard {
-    let namer = Namer(files.root().to_owned());
-    let heard = Arc::new(Mutex::new(Heard::default()));
-    let ended = Arc::new(tokio::sync::Notify::new());
-
-    let on_done: OnDone = {
-        let (heard, namer) = (heard.clone(), namer.clone());
-        Box::new(move |matches: Vec<Match>| {
-            let short: Vec<Event> = matches.iter().map(|m| namer.found(m)).collect();
-            let mut heard = heard.lock().unwrap();
-            heard.events.push(Event::OnDone(short.len()));
-            heard.done.push(short);
-        })
-    };
-    let emitter = begin(on_done);
-
-    // Listeners attached only now, after the call returned.
-    let _subscriptions = [
-        record(&emitter, &heard, &namer, |heard, namer, event: &Start| {
-            let names = event.files.iter().map(|path| namer.name(path)).collect();
-            heard.events.push(Event::Start(names));
-        }),
-        record(&emitter, &heard, &namer, |heard, namer, read: &FileRead| {
-            heard.events.push(Event::FileRead(namer.name(&read.path)));
-        }),
-        record(&emitter, &heard, &namer, |heard, namer, event: &Match| {
-            heard.events.push(namer.found(event));
-        }),
-        record(&emitter, &heard, &namer, |heard, namer, event: &Error| {
-            heard.events.push(Event::Error(namer.name(&event.path)));
-            heard.errors.push(event.clone());
-        }),
-        record(&emitter, &heard, &namer, |heard, _, _: &End| {
-            heard.events.push(Event::End);
-        }),
-        {
-            let ended = ended.clone();
-            emitter.on(move |_: &End| ended.notify_one())
-        },
-    ];
-
-    if tokio::time::timeout(PATIENCE, ended.notified())
-        .await
-        .is_err()
-    {
-        let events = heard.lock().unwrap().events.clone();
-        fail(
-            "End was never emitted",
-            "End, once every file has been searched",
-            format_args!(
-                "the search stopped after {} event(s): {}",
-                events.len(),
-                report::list(&events)
-            ),
-            &format!(
-                "emit End after the last file, whatever happened to the files before it; a \
-                 panic in the search task also ends it silently ({hint})"
-            ),
-        );
-    }
-    // Anything after End is a bug: keep listening a while. The paused clock does not move while
-    // a file operation is in flight, so a search still running gets to finish first.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    std::mem::take(&mut *heard.lock().unwrap())
-}
-
-/// Listens to `E`, recording each one into `heard`.
-fn record<E: Any + Send + Sync>(
-    emitter: &EventEmitter,
-    heard: &Arc<Mutex<Heard>>,
-    namer: &Namer,
-    log: impl Fn(&mut Heard, &Namer, &E) + Send + Sync + 'static,
-) -> Subscription {
-    let (heard, namer) = (heard.clone(), namer.clone());
-    emitter.on(move |event: &E| log(&mut heard.lock().unwrap(), &namer, event))
-}
-
-/// `FindRegex::new(pattern)` for tests that are not about its errors.
-fn finder(pattern: &str, stage: &str) -> FindRegex {
-    FindRegex::new(pattern).unwrap_or_else(|error| {
-        fail(
-            &format!("FindRegex::new({pattern:?})"),
-            "Ok(a FindRegex): the pattern is valid",
-            format_args!("Err({error:?})"),
-            &hint("compile the pattern with regex::Regex::new", stage),
-        )
-    })
-}
-
-/// A stage 1 search of `paths` for `pattern`, observed.
-async fn search(files: &TestDir, paths: &[&PathBuf], pattern: &str) -> Heard {
-    observe(files, STAGE1, |_| {
-        finder(pattern, STAGE1).files(paths.iter().copied()).find()
-    })
-    .await
-}
-
-/// A stage 2 search of `paths` for `pattern` through `find_regex`, observed.
-async fn search_with_callback(files: &TestDir, paths: &[&PathBuf], pattern: &str) -> Heard {
-    observe(files, STAGE2, |on_done| {
-        find_regex(paths.iter().copied(), pattern, on_done).unwrap_or_else(|error| {
-            fail(
-                &format!("find_regex(.., {pattern:?}, ..)"),
-                "Ok(the emitter): the pattern is valid",
-                format_args!("Err({error:?})"),
-                &hint("compile the pattern as FindRegex::new does", STAGE2),
-            )
-        })
-    })
-    .await
-}
-
-/// Asserts the events are exactly `expected`, naming the first difference.
-#[track_caller]
-fn check_events(what: &str, actual: &[Event], expected: &[Event], hint: &str) {
-    if actual == expected {
-        return;
-    }
-    let at = actual
-        .iter()
-        .zip(expected)
-        .position(|(a, e)| a != e)
-        .unwrap_or(actual.len().min(expected.len()));
-    let detail = match (actual.get(at), expected.get(at)) {
-        (Some(a), Some(e)) => format!("event #{} is {a:?}, expected {e:?}", at + 1),
-        (None, Some(e)) => format!(
-            "{} event(s) missing, from #{}: {e:?}",
-            expected.len() - at,
-            at + 1
-        ),
-        (Some(a), None) => format!(
-            "{} extra event(s), from #{}: {a:?}",
-            actual.len() - at,
-            at + 1
-        ),
-        (None, None) => "the events differ".to_owned(),
-    };
-    let hint = diagnose(actual, expected).unwrap_or_else(|| hint.to_owned());
-    fail(
-        &format!("{what}: {detail}"),
-        report::list(expected),
-        report::list(actual),
-        &hint,
-    );
-}
-
-/// A hint for the mistakes any search can show, whatever the test is about: they explain a
-/// difference better than the test's own hint does.
-fn diagnose(actual: &[Event], expected: &[Event]) -> Option<String> {
-    let is_start = |event: Option<&Event>| matches!(event, Some(Event::Start(_)));
-    if is_start(expected.first()) && !is_start(actual.first()) {
-        return Some(hint(
-            "Start must be the first event a listener hears: emit it from the spawned task, \
-             not inside find() or find_regex(), which return before anyone can listen",
-            STAGE1,
-        ));
-    }
-    if let Some(end) = actual.iter().position(|event| *event == Event::End)
-        && actual[end + 1..]
-            .iter()
-            .any(|event| !matches!(event, Event::OnDone(_)))
-    {
-        return Some(hint(
-            "End must be the last event: emit it once the last file is done, and nothing after",
-            STAGE1,
-        ));
-    }
-    let first_difference = actual.iter().zip(expected).find(|(a, e)| a != e);
-    if let Some((Event::Match(file, ..), Event::FileRead(due))) = first_difference
-        && file == due
-    {
-        return Some(hint(
-            &format!(
-                "FileRead({file}) comes before {file}'s matches: emit it as soon as the file is \
-                 open, then search it"
-            ),
-            STAGE1,
-        ));
-    }
-    if let Some((Event::Match(file, line, text), Event::Match(due_file, due_line, due_text))) =
-        first_difference
-        && (file, text) == (due_file, due_text)
-    {
-        return Some(hint(
-            &format!(
-                "{text:?} is on line {due_line} of {file}, not line {line}: count lines from 1, \
-                 every line (empty ones too), starting again at 1 for each file"
-            ),
-            STAGE1,
-        ));
-    }
-    None
-}
-
-// ---------------------------------------------------------------------------------------------
-// Stage 1: FindRegex emits Start, FileRead, Match, Error and End
-// ---------------------------------------------------------------------------------------------
+// Stage 1: FindRegex emits Start, then for each file in turn FileRead and its Matches (or an
+// Error), then End; all from a task, so that listeners attached after find() hear everything.
+//
+//   find() over [a.txt, missing.txt, b.txt]:
+//     Start[a.txt, missing.txt, b.txt]
+//     FileRead(a.txt)  Match(a.txt:1 "1")  Match(a.txt:3 "22")
+//     Error(missing.txt)
+//     FileRead(b.txt)  Match(b.txt:1 "3")
+//     End
 
 #[kata_harness::test]
 async fn stage1_start_comes_first_with_the_files_in_the_order_given() {
@@ -321,85 +59,79 @@ async fn stage1_start_comes_first_with_the_files_in_the_order_given() {
     let a = files.write("a.txt", "1\n");
     let b = files.write("b.txt", "2\n");
     let heard = observe(&files, STAGE1, |_| {
-        finder(r"\d", STAGE1).file(&c).files([&a, &b]).find()
+        finder(r"\d").file(&c).files([&a, &b]).find()
     })
     .await;
 
     let starts = heard
         .events
         .iter()
-        .filter(|event| matches!(event, Event::Start(_)))
-        .count();
-    if starts == 0 {
-        fail(
-            "a listener attached right after find() did not hear Start",
-            format_args!("{:?} first", start(&["c.txt", "a.txt", "b.txt"])),
-            format_args!("no Start; heard {}", report::list(&heard.events)),
-            &hint(
-                "emit Start from the spawned task, not inside find(): an event emitted before \
-                 find() returns reaches nobody, because nobody could listen yet",
-                STAGE1,
-            ),
-        );
-    }
+        .filter(|event| matches!(event, Event::Start(_)));
+    let starts = starts.count();
+    check(
+        "a listener attached right after find() hears Start",
+        starts > 0,
+        format_args!("no Start; heard {}", report::list(&heard.events)),
+        "Start[c.txt, a.txt, b.txt] first",
+        &STAGE1.hint(
+            "emit Start from the spawned task, not inside find(): an event emitted before find() \
+             returns reaches nobody, because nobody could listen yet",
+        ),
+    );
     check_eq(
         "Start events heard",
         starts,
         1,
-        &hint("Start is emitted once, for the whole search", STAGE1),
+        &STAGE1.hint("Start is emitted once, for the whole search, not once per file"),
     );
     check_eq(
         "the first event",
         heard.events.first(),
         Some(&start(&["c.txt", "a.txt", "b.txt"])),
-        &hint(
-            "Start comes before anything else and lists the files in the order they were \
-             given: .file(c) then .files([a, b]) is [c, a, b]",
-            STAGE1,
+        &STAGE1.hint(
+            "Start comes before anything else and lists the files in the order they were given: \
+             .file(c) then .files([a, b]) is [c, a, b]",
         ),
     );
 }
 
 #[kata_harness::test]
-async fn stage1_end_comes_last_and_the_task_ends() {
+async fn stage1_end_comes_last_once_and_the_task_ends() {
     let files = TestDir::new();
     let a = files.write("a.txt", "1 2\n3\n");
     let b = files.write("b.txt", "4");
     let baseline = TaskBaseline::capture();
     let heard = search(&files, &[&a, &b], r"\d").await;
 
-    let ends = heard.events.iter().filter(|e| **e == Event::End).count();
+    let ends = heard.events.iter().filter(|event| **event == Event::End);
     check_eq(
         "End events heard",
-        ends,
+        ends.count(),
         1,
-        &hint("End is emitted once, when the whole search is over", STAGE1),
+        &STAGE1.hint("End is emitted once, for the whole search, not once per file"),
     );
     check_eq(
         "the last event",
         heard.events.last(),
         Some(&Event::End),
-        &hint(
-            "End comes after the last file's last match: nothing is emitted after it",
-            STAGE1,
-        ),
+        &STAGE1.hint("End comes after the last file's last match: nothing is emitted after it"),
     );
     baseline
         .assert_back(
-            Duration::ZERO,
             "the search's task",
-            &hint("the search task returns after emitting End", STAGE1),
+            Duration::ZERO,
+            &STAGE1.hint("the search task returns once it has emitted End: no loop, no waiting"),
         )
         .await;
 }
 
 #[rstest]
-#[case::one_match("abc 42 def\n", &[(1, "42")], "a line with one number")]
+#[case::one_match("abc 42 def\n", &[(1, "42")], "a Match's text is the matched text, not the line")]
 #[case::several_on_a_line(
     "1 22 333\n",
     &[(1, "1"), (1, "22"), (1, "333")],
-    "every match on a line is its own Match event, in the order they appear: \
-     regex.find_iter(line), not regex.find(line)"
+    "every match on a line is its own Match event, left to right: regex.find_iter(line), not \
+     regex.find(line)"
 )]
 #[case::lines_count_from_1(
     "a\nb 5\n",
@@ -411,18 +143,27 @@ async fn stage1_end_comes_last_and_the_task_ends() {
     &[(4, "9")],
     "an empty line is still a line: count it"
 )]
+#[case::match_at_the_end_of_a_line(
+    "x 7\ny 88\n",
+    &[(1, "7"), (2, "88")],
+    "a match can end where the line ends: match the line's text up to its last character"
+)]
 #[case::last_line_without_newline(
     "1\n22",
     &[(1, "1"), (2, "22")],
-    "the last line need not end with a newline: it is a line all the same"
+    "the last line need not end with a newline: it is a line all the same, and whole"
 )]
-#[case::no_match("none here\nat all\n", &[], "a file without matches gives FileRead and nothing else")]
-#[case::empty_file("", &[], "an empty file gives FileRead and nothing else")]
+#[case::no_match(
+    "none here\nat all\n",
+    &[],
+    "a file without matches gives FileRead and nothing else"
+)]
+#[case::empty_file("", &[], "an empty file gives FileRead and nothing else: it has no lines")]
 #[kata_harness::test]
 async fn stage1_finds_every_match_with_its_line_and_text(
     #[case] contents: &str,
     #[case] matches: &[(usize, &str)],
-    #[case] why: &str,
+    #[case] why: &'static str,
 ) {
     let files = TestDir::new();
     let a = files.write("a.txt", contents);
@@ -439,30 +180,79 @@ async fn stage1_finds_every_match_with_its_line_and_text(
         &format!("events of a search of {contents:?} for \\d+"),
         &heard.events,
         &expected,
-        &hint(why, STAGE1),
+        &STAGE1.hint(why),
     );
 }
 
 #[kata_harness::test]
-async fn stage1_a_line_ending_is_not_part_of_the_line() {
+async fn stage1_the_line_ending_is_not_part_of_the_line_but_whitespace_is() {
     let files = TestDir::new();
-    let a = files.write("a.txt", "x 1\r\ny 22\nz 333");
-    let heard = search(&files, &[&a], r"\d+$").await;
+    let a = files.write("a.txt", "  x 1 \t\r\ny 22\nz\t\n 333 ");
+    // Whitespace at the start of a line, whitespace at its end, or a number at its end.
+    let heard = search(&files, &[&a], r"^\s+|\s+$|\d+$").await;
     check_events(
-        "events of a search for \\d+$ (a number at the end of a line)",
+        r"events of a search of a.txt for ^\s+|\s+$|\d+$",
         &heard.events,
         &[
             start(&["a.txt"]),
             file_read("a.txt"),
-            found("a.txt", 1, "1"),
+            found("a.txt", 1, "  "),
+            found("a.txt", 1, " \t"),
             found("a.txt", 2, "22"),
-            found("a.txt", 3, "333"),
+            found("a.txt", 3, "\t"),
+            found("a.txt", 4, " "),
+            found("a.txt", 4, " "),
             Event::End,
         ],
-        &hint(
-            "match each line without its line ending (\\n or \\r\\n), as BufRead::lines gives \
-             it: otherwise `$` never matches before the newline",
-            STAGE1,
+        &STAGE1.hint(
+            "match each line without its line ending, \"\\n\" or \"\\r\\n\", and nothing else: \
+             keep the \"\\r\" and `$` never matches before it; trim() the line and the \
+             whitespace at its ends is lost",
+        ),
+    );
+}
+
+#[kata_harness::test]
+async fn stage1_a_pattern_can_match_the_empty_string() {
+    let files = TestDir::new();
+    // Lines: "a", "", " ", "" (ended by \r\n), "b"; nothing after the last newline.
+    let a = files.write("a.txt", "a\n\n \n\r\nb\n");
+    let heard = search(&files, &[&a], "^$").await;
+    check_events(
+        "events of a search of a.txt for ^$ (empty lines)",
+        &heard.events,
+        &[
+            start(&["a.txt"]),
+            file_read("a.txt"),
+            found("a.txt", 2, ""),
+            found("a.txt", 4, ""),
+            Event::End,
+        ],
+        &STAGE1.hint(
+            "a pattern that matches the empty string gives a Match with empty text: ^$ finds \
+             the empty lines, and only them (an empty line is not skipped, \" \" is not empty, \
+             and there is no line after the file's last newline)",
+        ),
+    );
+}
+
+#[kata_harness::test]
+async fn stage1_a_line_longer_than_any_buffer_is_one_line() {
+    let files = TestDir::new();
+    let (long, matches) = write_long_lines(&files, "long.txt");
+    let heard = search(&files, &[&long], "NEEDLE|END").await;
+    let mut expected = vec![start(&["long.txt"]), file_read("long.txt")];
+    expected.extend(matches);
+    expected.push(Event::End);
+    check_events(
+        "events of a search for NEEDLE|END in lines of 70 KB and 80 KB, with NEEDLE across \
+         every power of two from 4 KiB to 64 KiB and `é`s across each",
+        &heard.events,
+        &expected,
+        &STAGE1.hint(
+            "a line ends at its newline, however far: read_until(b'\\n', ..) or next_line() keep \
+             reading until they find it; a loop of fixed-size reads cuts matches and two-byte \
+             characters where one read ends",
         ),
     );
 }
@@ -490,50 +280,92 @@ async fn stage1_searches_several_files_in_the_order_given() {
             found("a.txt", 2, "4"),
             Event::End,
         ],
-        &hint(
-            "search the files one after another, in the order given (not sorted), each with \
-             its own line numbers starting at 1; a file with no match still gets its FileRead",
-            STAGE1,
+        &STAGE1.hint(
+            "search the files one after another, in the order given (not sorted), each with its \
+             own line numbers starting at 1; a file with no match still gets its FileRead",
         ),
     );
 }
 
 #[kata_harness::test]
-async fn stage1_each_file_is_read_before_its_matches() {
+async fn stage1_each_file_is_announced_before_its_matches() {
     let files = TestDir::new();
     let a = files.write("a.txt", "1\n2\n");
     let b = files.write("b.txt", "3\n");
     let heard = search(&files, &[&a, &b], r"\d").await;
-    let mut current = None;
-    for (at, event) in heard.events.iter().enumerate() {
-        match event {
-            Event::FileRead(name) => current = Some(name.clone()),
-            Event::Match(name, ..) if current.as_ref() != Some(name) => fail(
-                &format!(
-                    "event #{} is {event:?}, but the last FileRead was not {name}",
-                    at + 1
-                ),
-                format_args!("FileRead({name}) before {name}'s matches"),
-                format_args!("{}", report::list(&heard.events)),
-                &hint(
-                    "emit FileRead as soon as the file is open, then its matches as you find \
-                     them",
-                    STAGE1,
-                ),
-            ),
-            _ => {}
-        }
-    }
-    check_eq(
-        "FileRead events",
-        heard
-            .events
-            .iter()
-            .filter(|event| matches!(event, Event::FileRead(_)))
-            .cloned()
-            .collect::<Vec<_>>(),
-        vec![file_read("a.txt"), file_read("b.txt")],
-        &hint("one FileRead per file, in order", STAGE1),
+    check_events(
+        "events of a search of [a.txt, b.txt]",
+        &heard.events,
+        &[
+            start(&["a.txt", "b.txt"]),
+            file_read("a.txt"),
+            found("a.txt", 1, "1"),
+            found("a.txt", 2, "2"),
+            file_read("b.txt"),
+            found("b.txt", 1, "3"),
+            Event::End,
+        ],
+        &STAGE1.hint(
+            "one FileRead per file, emitted as soon as the file is open and before any of its \
+             matches (not once per line, not at its end)",
+        ),
+    );
+}
+
+#[kata_harness::test]
+async fn stage1_the_same_file_given_twice_is_searched_twice() {
+    let files = TestDir::new();
+    let a = files.write("a.txt", "1\nx 2\n");
+    let b = files.write("b.txt", "3\n");
+    let heard = search(&files, &[&a, &b, &a], r"\d").await;
+    check_events(
+        "events of a search of [a.txt, b.txt, a.txt]",
+        &heard.events,
+        &[
+            start(&["a.txt", "b.txt", "a.txt"]),
+            file_read("a.txt"),
+            found("a.txt", 1, "1"),
+            found("a.txt", 2, "2"),
+            file_read("b.txt"),
+            found("b.txt", 1, "3"),
+            file_read("a.txt"),
+            found("a.txt", 1, "1"),
+            found("a.txt", 2, "2"),
+            Event::End,
+        ],
+        &STAGE1.hint(
+            "the files are a list, not a set: search each entry in turn, as `grep x a b a` does; \
+             no HashSet, no dedup(), and line numbers start again at 1 the second time too",
+        ),
+    );
+}
+
+#[kata_harness::test]
+async fn stage1_a_relative_path_is_reported_as_given() {
+    // A bare file name is read from the current directory: under `cargo test`, the crate's own
+    // directory, where Cargo.toml is. The expected lines come from the file itself.
+    let files = TestDir::new();
+    let manifest = std::fs::read_to_string("Cargo.toml")
+        .expect("the suite runs in the crate's directory, as `cargo test` does");
+    let lines = manifest.lines().enumerate();
+    let packages = lines.filter(|(_, line)| *line == "[package]");
+    let mut expected = vec![start(&["Cargo.toml"]), file_read("Cargo.toml")];
+    expected.extend(packages.map(|(at, _)| found("Cargo.toml", at + 1, "[package]")));
+    expected.push(Event::End);
+
+    let heard = observe(&files, STAGE1, |_| {
+        finder(r"^\[package\]$").file("Cargo.toml").find()
+    })
+    .await;
+    check_events(
+        "events of a search of \"Cargo.toml\" (a bare file name) for ^\\[package\\]$",
+        &heard.events,
+        &expected,
+        &STAGE1.hint(
+            "report every path exactly as it was given: open it as it is (the OS reads a \
+             relative path from the current directory) and do not canonicalize it or make it \
+             absolute",
+        ),
     );
 }
 
@@ -545,7 +377,7 @@ async fn stage1_no_files_is_start_then_end() {
         "events of a search of no files",
         &heard.events,
         &[start(&[]), Event::End],
-        &hint("with no files, the search still starts and ends", STAGE1),
+        &STAGE1.hint("with no files the search still starts and ends: Start[], then End"),
     );
 }
 
@@ -568,45 +400,27 @@ async fn stage1_a_missing_file_is_an_error_and_the_search_carries_on() {
             found("b.txt", 1, "2"),
             Event::End,
         ],
-        &hint(
+        &STAGE1.hint(
             "a file that cannot be opened gets an Error event naming it (and no FileRead: it \
-             was never open), then the search goes on with the next file",
-            STAGE1,
+             was never open); then the search goes on with the next file",
         ),
     );
     let message = &heard.errors[0].error;
-    if message.trim().is_empty() {
-        fail(
-            "the Error event's message for missing.txt",
-            "a message saying what went wrong",
-            "an empty message",
-            &hint("put the io::Error's text in `error`", STAGE1),
-        );
-    }
-}
-
-/// A file the test cannot read, where the system enforces that (not for root, who reads
-/// everything): `None` where it does not.
-fn locked_file(files: &TestDir, name: &str) -> Option<PathBuf> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let path = files.write(name, "5\n");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).ok()?;
-        std::fs::File::open(&path).is_err().then_some(path)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (files, name);
-        None
-    }
+    check(
+        "the Error event's message for missing.txt",
+        !message.trim().is_empty(),
+        "an empty message",
+        "a message saying what went wrong",
+        &STAGE1.hint("put the io::Error's text in `error` (format!(\"cannot open it: {e}\"))"),
+    );
 }
 
 #[kata_harness::test]
-async fn stage1_an_unreadable_file_is_an_error_and_the_search_carries_on() {
+async fn stage1_a_directory_or_an_unreadable_file_is_an_error() {
     let files = TestDir::new();
     let dir = files.mkdir("folder");
-    let locked = locked_file(&files, "locked.txt");
+    // None where the system lets the test read it anyway (root, or not Unix).
+    let locked = files.write_unreadable("locked.txt", "5\n");
     let b = files.write("b.txt", "2\n");
     let mut paths = vec![&dir];
     paths.extend(&locked);
@@ -618,7 +432,7 @@ async fn stage1_an_unreadable_file_is_an_error_and_the_search_carries_on() {
     let events: Vec<Event> = heard
         .events
         .into_iter()
-        .filter(|event| *event != file_read("folder"))
+        .filter(|e| *e != file_read("folder"))
         .collect();
     let mut names = vec!["folder"];
     let mut expected = vec![error("folder")];
@@ -631,20 +445,14 @@ async fn stage1_an_unreadable_file_is_an_error_and_the_search_carries_on() {
     expected.extend([file_read("b.txt"), found("b.txt", 1, "2"), Event::End]);
     check_events(
         &format!(
-            "events of a search of [{}] (folder is a directory{})",
-            names.join(", "),
-            if locked.is_some() {
-                ", locked.txt may not be read"
-            } else {
-                ""
-            }
+            "events of a search of [{}] (folder is a directory)",
+            names.join(", ")
         ),
         &events,
         &expected,
-        &hint(
-            "a file that cannot be opened or read is an Error event for that file; then go on \
-             with the next file",
-            STAGE1,
+        &STAGE1.hint(
+            "a path that cannot be opened or read (a directory fails at its first read on \
+             Linux) is an Error event for that file; then go on with the next file",
         ),
     );
 }
@@ -652,11 +460,11 @@ async fn stage1_an_unreadable_file_is_an_error_and_the_search_carries_on() {
 #[kata_harness::test]
 async fn stage1_a_file_that_is_not_utf8_is_reported_and_the_others_searched() {
     let files = TestDir::new();
-    let bad = files.write("bad.txt", b"ok 1\n\xff\xfe 2\nok 3\n");
-    let good = files.write("good.txt", "ok 4\n");
+    let bad = files.write("bad.txt", b"ok 1\n\xff\xfe 2\nok 3\n\xc3 4\n");
+    let good = files.write("good.txt", "ok 5\n");
     let heard = search(&files, &[&bad, &good], r"\d").await;
     check_events(
-        "events of a search of [bad.txt (line 2 is not UTF-8), good.txt]",
+        "events of a search of [bad.txt (lines 2 and 4 are not UTF-8), good.txt]",
         &heard.events,
         &[
             start(&["bad.txt", "good.txt"]),
@@ -664,30 +472,72 @@ async fn stage1_a_file_that_is_not_utf8_is_reported_and_the_others_searched() {
             found("bad.txt", 1, "1"),
             error("bad.txt"),
             file_read("good.txt"),
-            found("good.txt", 1, "4"),
+            found("good.txt", 1, "5"),
             Event::End,
         ],
-        &hint(
-            "the matches before the bad line count; at the bad line emit an Error for the file \
-             and move on to the next file (no panic, no unwrap on the line)",
-            STAGE1,
+        &STAGE1.hint(
+            "the matches before the first bad line stand; at the bad line emit one Error for the \
+             file and go on with the next file: no panic (no unwrap on the line), no lossy \
+             decoding, no searching the rest of the file",
         ),
     );
     let message = &heard.errors[0].error;
     let says_utf8 = Regex::new(r"(?i)utf-?8").unwrap().is_match(message);
-    let says_line = Regex::new(r"(?i)\bline 2\b").unwrap().is_match(message);
-    if !(says_utf8 && says_line) {
-        fail(
-            "the Error event's message for bad.txt",
-            "a message that says the file is not UTF-8, and at which line (\"line 2\")",
-            format_args!("{message:?}"),
-            &hint(
-                "e.g. \"line 2 is not valid UTF-8\": count lines as you read them; read raw \
-                 bytes with read_until(b'\\n', ..) and check them with std::str::from_utf8",
-                STAGE1,
-            ),
-        );
-    }
+    let says_line = Regex::new(r"(?i)\bline\W{0,3}2\b")
+        .unwrap()
+        .is_match(message);
+    check(
+        "the Error event's message for bad.txt",
+        says_utf8 && says_line,
+        format_args!("{message:?}"),
+        "a message that says the file is not UTF-8, and at which line (\"line 2\")",
+        &STAGE1.hint(
+            "e.g. \"line 2 is not valid UTF-8\": count the lines as you read them, and name the \
+             one that failed std::str::from_utf8 (reading it with lines() gives an InvalidData \
+             error that does not say which line)",
+        ),
+    );
+}
+
+#[kata_harness::test]
+async fn stage1_several_failing_files_in_a_row_are_each_reported() {
+    let files = TestDir::new();
+    let missing1 = files.path("missing-1.txt");
+    let missing2 = files.path("missing-2.txt");
+    let bad = files.write("bad.txt", b"\xff 1\n");
+    let good = files.write("good.txt", "2\n");
+    let missing3 = files.path("missing-3.txt");
+    let heard = search(
+        &files,
+        &[&missing1, &missing2, &bad, &good, &missing3],
+        r"\d",
+    )
+    .await;
+    check_events(
+        "events of a search of [missing-1.txt, missing-2.txt, bad.txt, good.txt, missing-3.txt]",
+        &heard.events,
+        &[
+            start(&[
+                "missing-1.txt",
+                "missing-2.txt",
+                "bad.txt",
+                "good.txt",
+                "missing-3.txt",
+            ]),
+            error("missing-1.txt"),
+            error("missing-2.txt"),
+            file_read("bad.txt"),
+            error("bad.txt"),
+            file_read("good.txt"),
+            found("good.txt", 1, "2"),
+            error("missing-3.txt"),
+            Event::End,
+        ],
+        &STAGE1.hint(
+            "each file's failure is that file's alone: an Error for every one that fails, in \
+             order, even two in a row or the last one, and End after all of them",
+        ),
+    );
 }
 
 #[rstest]
@@ -704,11 +554,11 @@ async fn stage1_an_invalid_pattern_is_an_error_at_construction(#[case] pattern: 
     else {
         fail(
             &format!("FindRegex::new({pattern:?})"),
-            "Err(FindRegexError::InvalidPattern { .. })",
             format_args!("{result:?}"),
-            &hint(
-                "compile the pattern in new(), and turn regex::Error into InvalidPattern",
-                STAGE1,
+            "Err(FindRegexError::InvalidPattern { .. })",
+            &STAGE1.hint(
+                "compile the pattern in new() with regex::Regex::new, and turn its Err into \
+                 InvalidPattern: a bad pattern is the caller's mistake, known before anything runs",
             ),
         );
     };
@@ -716,157 +566,220 @@ async fn stage1_an_invalid_pattern_is_an_error_at_construction(#[case] pattern: 
         "InvalidPattern's pattern",
         reported.as_str(),
         pattern,
-        &hint("`pattern` is the pattern exactly as given", STAGE1),
+        &STAGE1.hint("`pattern` is the pattern exactly as given, not the regex's own rendering"),
     );
-    if reason.trim().is_empty() {
-        fail(
-            "InvalidPattern's reason",
-            "what the regex parser said about the pattern",
-            "an empty reason",
-            &hint("put the regex::Error's text in `reason`", STAGE1),
-        );
-    }
+    check(
+        "InvalidPattern's reason",
+        !reason.trim().is_empty(),
+        "an empty reason",
+        "what the regex parser said about the pattern",
+        &STAGE1.hint("put the regex::Error's text in `reason` (error.to_string())"),
+    );
     let message = result.unwrap_err().to_string();
-    if !message.contains(pattern) {
-        fail(
-            "the error's message",
-            format_args!("a message that names the pattern, {pattern:?}"),
-            format_args!("{message:?}"),
-            &hint(
-                "keep the #[error(...)] text of FindRegexError, which prints it",
-                STAGE1,
-            ),
-        );
-    }
-}
-
-/// Writes about `size` bytes of 64-byte lines with `NEEDLE-<n>` on 4 of them; returns the path
-/// and the expected matches.
-fn write_large(files: &TestDir, name: &str, size: usize) -> (PathBuf, Vec<Event>) {
-    const LINE: usize = 64;
-    let lines = size / LINE;
-    let needles = [1, lines / 3, 2 * lines / 3, lines];
-    let path = files.path(name);
-    let file = std::fs::File::create(&path).expect("cannot create a test file");
-    let mut out = std::io::BufWriter::new(file);
-    for number in 1..=lines {
-        if needles.contains(&number) {
-            writeln!(
-                out,
-                "{number:08} NEEDLE-{number:<12} and some text to fill the line"
-            )
-            .unwrap();
-        } else {
-            writeln!(
-                out,
-                "{number:08} the quick brown fox jumps over the lazy dog, twice"
-            )
-            .unwrap();
-        }
-    }
-    out.flush().expect("cannot write a test file");
-    let matches = needles
-        .iter()
-        .map(|&n| found(name, n, &format!("NEEDLE-{n}")))
-        .collect();
-    (path, matches)
-}
-
-/// Searches `path` for `pattern` under a heap measurement, and checks it found `matches`.
-async fn measured_search(
-    files: &TestDir,
-    path: &PathBuf,
-    matches: Vec<Event>,
-    pattern: &str,
-) -> HeapReport {
-    let (heard, report) = heap::measure_async(search(files, &[path], pattern)).await;
-    let name = Namer(files.root().to_owned()).name(path);
-    let mut expected = vec![start(&[&name]), file_read(&name)];
-    expected.extend(matches);
-    expected.push(Event::End);
-    check_events(
-        &format!("events of a search of {name}"),
-        &heard.events,
-        &expected,
-        &hint("every line of a large file is searched too", STAGE1),
+    check(
+        "the error's message",
+        message.contains(pattern),
+        format_args!("{message:?}"),
+        format_args!("a message that names the pattern, {pattern:?}"),
+        &STAGE1.hint("keep the given #[error(...)] text of FindRegexError, which prints it"),
     );
-    report
 }
 
-#[kata_harness::test(watchdog_secs = 15)]
+#[kata_harness::test(watchdog_secs = 20)]
 async fn stage1_reads_files_line_by_line_not_whole() {
     const MIB: usize = 1024 * 1024;
-    const LIMIT: usize = MIB;
-    const SAME: usize = 64 * 1024;
     let files = TestDir::new();
-    let warm_up = files.write("warm-up.txt", "NEEDLE-1\n");
-    let (small, small_matches) = write_large(&files, "small.txt", 8 * MIB);
-    let (large, large_matches) = write_large(&files, "large.txt", 32 * MIB);
-    let pattern = "NEEDLE-[0-9]+";
+    // Log-like text, written twice into each file: 8 MiB and 32 MiB.
+    let log = data::text(16 * MIB);
+    let warm_up = files.write("warm-up.txt", "NEEDLE-0\n");
+    let (small, small_matches) = write_large(&files, "small.txt", &log[..4 * MIB]);
+    let (large, large_matches) = write_large(&files, "large.txt", &log);
+    drop(log);
 
     // Warm up: the first search builds things that stay (the blocking pool's thread, lazily
     // initialised statics), which are not the search's to pay for.
-    search(&files, &[&warm_up], pattern).await;
-    let small_heap = measured_search(&files, &small, small_matches, pattern).await;
-    let large_heap = measured_search(&files, &large, large_matches, pattern).await;
+    search(&files, &[&warm_up], NEEDLE).await;
+    let hint = STAGE1.hint(
+        "every line of a large file is searched, up to its last (which has no newline): a \
+         search that loses lines, or counts them wrong, on a large file shows it here",
+    );
+    let small_heap = measured_search(&files, &small, &small_matches, &hint).await;
+    let large_heap = measured_search(&files, &large, &large_matches, &hint).await;
     eprintln!("peak heap: 8 MiB file {small_heap:?}, 32 MiB file {large_heap:?}");
 
-    let whole = "read the file line by line through a tokio::io::BufReader, into a buffer you \
-                 reuse for every line; tokio::fs::read_to_string, read_to_end or collecting the \
-                 lines hold the whole file in memory at once";
-    heap::assert_peak_below(
-        "searching a 32 MiB file",
-        large_heap,
-        LIMIT,
-        &hint(whole, STAGE1),
+    let whole = STAGE1.hint(
+        "read the file line by line through a tokio::io::BufReader, into a buffer you reuse for \
+         every line: tokio::fs::read_to_string, read_to_end, collecting the lines or a huge \
+         BufReader hold much of the file in memory at once",
     );
+    heap::assert_peak_below("searching a 32 MiB file", large_heap, MIB, &whole);
     heap::assert_peak_independent(
         "searching a file",
         ("an 8 MiB file", small_heap),
         ("a 32 MiB file", large_heap),
-        SAME,
-        &hint(whole, STAGE1),
+        64 * 1024,
+        &whole,
+    );
+}
+
+// On the real clock, slow.txt is a named pipe whose writer waits for the test's go before it
+// opens the pipe, and again before the second line:
+//
+//   the test:   starts the search, waits 100 ms, go ... hears slow.txt:1, waits 100 ms, go
+//   writer:                                      opens, "1\n"                          "2\n", closes
+//   search:     open(slow.txt) ................. FileRead, slow.txt:1, read ........... slow.txt:2
+//   heartbeat:  a beat every 1 ms all along
+//
+// A search that waits for the pipe on the runtime's thread (std::fs) keeps the test, which runs
+// on that thread too, from saying go: the writer gives up waiting after 1 s, and the heartbeat is
+// late by as much.
+
+#[kata_harness::test(real_time)]
+async fn stage1_a_slow_file_does_not_block_the_executor() {
+    // Real time: on the paused clock the clock stands still while tokio::fs works on the
+    // blocking pool, so the heartbeat cannot tell a read that waits there from one that holds
+    // the runtime's thread. Only a writer that really waits shows where the search waits.
+    const FALLBACK: Duration = ms(1000);
+    // Far above the scheduling noise of a loaded machine (300 ms seen at a load of 10 on two
+    // cores), far below the 1 s or more that a blocking open or read holds the thread.
+    const LIMIT: Duration = ms(600);
+    let files = TestDir::new();
+    let Some(slow) = files.fifo("slow.txt") else {
+        return eprintln!("skipped: no mkfifo here");
+    };
+    let writer = GatedPipe::start(&slow, &["1\n", "2\n"], FALLBACK);
+    let line_1 = found("slow.txt", 1, "1");
+    let (heard, report) = blocking::watch(async {
+        let mut listening = listen(&files, |_| finder(r"\d").file(&slow).find());
+        // The search gets to the open and waits there, for the writer.
+        tokio::time::sleep(ms(100)).await;
+        writer.go();
+        listening
+            .wait_for(ms(3000), |events| events.contains(&line_1))
+            .await;
+        // The search reads on, and waits for the second line.
+        tokio::time::sleep(ms(100)).await;
+        writer.go();
+        listening.finish_after(ms(3000), ms(50), STAGE1).await
+    })
+    .await;
+    blocking::assert_not_blocked(
+        "searching slow.txt, a pipe whose writer waits for the test's go before each line",
+        report,
+        LIMIT,
+        &STAGE1.hint(
+            "open and read files with tokio::fs (File::open, then a tokio::io::BufReader): \
+             std::fs::File and std::io::BufReader wait for the disk, or a pipe's writer, on the \
+             runtime's own thread, and every other task waits with them",
+        ),
+    );
+    check_events(
+        "events of a search of slow.txt",
+        &heard.events,
+        &[
+            start(&["slow.txt"]),
+            file_read("slow.txt"),
+            found("slow.txt", 1, "1"),
+            found("slow.txt", 2, "2"),
+            Event::End,
+        ],
+        &STAGE1.hint(
+            "a file whose lines come slowly is searched like any other: wait for each line, \
+             and the end of the file is when the writer closes it",
+        ),
+    );
+}
+
+// On the real clock, slow.txt is a named pipe that gives its first line at once and its second
+// only when the test says so:
+//
+//   slow.txt:  "1\n" ......... held by the test ......... "2\n", closes
+//   search:    FileRead(slow.txt), slow.txt:1 ............ slow.txt:2, FileRead(b.txt), b.txt:1
+//   the test:  hears slow.txt:1, waits 200 ms:            releases "2\n"
+//              nothing of b.txt meanwhile
+
+#[kata_harness::test(real_time)]
+async fn stage1_files_are_searched_one_after_another() {
+    // Real time: the test must wait a while to see that nothing of b.txt comes, and on the
+    // paused clock no time passes while slow.txt's read waits on the blocking pool. b.txt, if
+    // it were searched beside slow.txt, would be done in microseconds; 200 ms is far more.
+    let files = TestDir::new();
+    let Some(slow) = files.fifo("slow.txt") else {
+        return eprintln!("skipped: no mkfifo here");
+    };
+    let b = files.write("b.txt", "3\n");
+    let feeder = PipeFeeder::start(&slow, vec![b"1\n".to_vec(), b"2\n".to_vec()], Gate::Test);
+    let hint = STAGE1.hint(
+        "search the files one after another: open b.txt only once slow.txt is done, never side \
+         by side (a task per file, join_all): the events of one file must not mix with the next",
+    );
+    let mut listening = listen(&files, |_| finder(r"\d").files([&slow, &b]).find());
+    let line_1 = found("slow.txt", 1, "1");
+    if !listening
+        .wait_for(ms(3000), |events| events.contains(&line_1))
+        .await
+    {
+        fail(
+            "the match on slow.txt's first line was not heard",
+            format_args!("after 3 s: {}", report::list(&listening.heard().events)),
+            "Match(slow.txt:1 \"1\") as soon as the pipe gave its first line",
+            &STAGE1.hint(
+                "search each line as soon as it is read: a pipe gives its lines one by one, and \
+                 the end of the file only when its writer closes it",
+            ),
+        );
+    }
+    tokio::time::sleep(ms(200)).await;
+    check_events(
+        "events heard while slow.txt waits for its second line",
+        &listening.heard().events,
+        &[start(&["slow.txt", "b.txt"]), file_read("slow.txt"), line_1],
+        &hint,
+    );
+    feeder.release();
+    let heard = listening.finish_after(ms(3000), ms(50), STAGE1).await;
+    check_events(
+        "events of a search of [slow.txt, b.txt]",
+        &heard.events,
+        &[
+            start(&["slow.txt", "b.txt"]),
+            file_read("slow.txt"),
+            found("slow.txt", 1, "1"),
+            found("slow.txt", 2, "2"),
+            file_read("b.txt"),
+            found("b.txt", 1, "3"),
+            Event::End,
+        ],
+        &hint,
     );
 }
 
 // ---------------------------------------------------------------------------------------------
-// Stage 2: find_regex reports progress as events and the result through a callback
-// ---------------------------------------------------------------------------------------------
+// Stage 2: find_regex reports progress as events and the result through a callback.
+//
+//   find_regex([a.txt, missing.txt, b.txt], \d, on_done):
+//     Start  FileRead(a.txt)  Match x4  Error(missing.txt)  FileRead(b.txt)  Match  End
+//                                                                      then on_done([5 matches])
 
-/// TestDir for stage 2: a.txt (3 matches), missing.txt (an Error), b.txt (1 match).
-fn stage2_files(files: &TestDir) -> [PathBuf; 3] {
+/// The files of stage 2: a.txt (4 matches, neither sorted nor distinct), missing.txt (an Error),
+/// b.txt (1 match).
+fn stage2_files(files: &TestDir) -> [std::path::PathBuf; 3] {
     [
-        files.write("a.txt", "x 1 2\ny\n3"),
+        files.write("a.txt", "x 2 1\ny\n5 5"),
         files.path("missing.txt"),
         files.write("b.txt", "4\n"),
     ]
 }
 
-/// Checks that `on_done` was called exactly once, and returns its argument.
-#[track_caller]
-fn called_once(heard: &Heard) -> Vec<Event> {
-    match heard.done.as_slice() {
-        [matches] => matches.clone(),
-        [] => fail(
-            "on_done was never called",
-            "on_done called exactly once, after End",
-            format_args!(
-                "never called; the events were {}",
-                report::list(&heard.events)
-            ),
-            &hint(
-                "call on_done with the matches when the search is over, even if there are \
-                 none or some files failed",
-                STAGE2,
-            ),
-        ),
-        calls => fail(
-            "on_done was called more than once",
-            "on_done called exactly once",
-            format_args!("{} calls", calls.len()),
-            &hint("call on_done once, at the end", STAGE2),
-        ),
-    }
+/// The five matches of a search of [`stage2_files`] for `\d`.
+fn stage2_matches() -> Vec<Event> {
+    vec![
+        found("a.txt", 1, "2"),
+        found("a.txt", 1, "1"),
+        found("a.txt", 3, "5"),
+        found("a.txt", 3, "5"),
+        found("b.txt", 1, "4"),
+    ]
 }
 
 #[kata_harness::test]
@@ -877,16 +790,10 @@ async fn stage2_on_done_gets_every_match_in_order() {
     check_events(
         "the matches given to on_done",
         &called_once(&heard),
-        &[
-            found("a.txt", 1, "1"),
-            found("a.txt", 1, "2"),
-            found("a.txt", 3, "3"),
-            found("b.txt", 1, "4"),
-        ],
-        &hint(
+        &stage2_matches(),
+        &STAGE2.hint(
             "on_done gets every Match of the search, in the order they were emitted, with the \
-             same path, line and text",
-            STAGE2,
+             same path, line and text: collect each one beside emitting it",
         ),
     );
 }
@@ -902,10 +809,10 @@ async fn stage2_on_done_is_called_once_after_end() {
         "the last two things that happened",
         last_two,
         &[Event::End, Event::OnDone(matches)],
-        &hint(
-            "emit End first, then call on_done: End's listeners run before the callback, and \
-             nothing comes after it",
-            STAGE2,
+        &STAGE2.hint(
+            "emit End first, then call on_done, from the search task: the caller's End \
+             listeners run first, and nothing comes after the callback (a listener of your own \
+             on End would run before the caller's)",
         ),
     );
 }
@@ -915,29 +822,24 @@ async fn stage2_the_emitter_still_reports_live_progress() {
     let files = TestDir::new();
     let [a, missing, b] = stage2_files(&files);
     let heard = search_with_callback(&files, &[&a, &missing, &b], r"\d").await;
-    let events: Vec<Event> = heard
-        .events
-        .into_iter()
-        .filter(|event| !matches!(event, Event::OnDone(_)))
-        .collect();
     check_events(
         "events heard from find_regex's emitter, attached right after the call",
-        &events,
+        &heard.emitted(),
         &[
             start(&["a.txt", "missing.txt", "b.txt"]),
             file_read("a.txt"),
-            found("a.txt", 1, "1"),
             found("a.txt", 1, "2"),
-            found("a.txt", 3, "3"),
+            found("a.txt", 1, "1"),
+            found("a.txt", 3, "5"),
+            found("a.txt", 3, "5"),
             error("missing.txt"),
             file_read("b.txt"),
             found("b.txt", 1, "4"),
             Event::End,
         ],
-        &hint(
+        &STAGE2.hint(
             "find_regex emits the same events as stage 1's search, Start included, as they \
              happen: run the same search and collect the matches beside it",
-            STAGE2,
         ),
     );
 }
@@ -952,7 +854,7 @@ async fn stage2_on_done_is_called_even_without_matches() {
         "on_done's matches for [missing.txt, empty.txt]",
         called_once(&heard),
         vec![],
-        &hint("no matches is a result too: on_done(vec![])", STAGE2),
+        &STAGE2.hint("no matches is a result too: on_done(vec![]), not silence"),
     );
 }
 
@@ -966,11 +868,11 @@ async fn stage2_an_invalid_pattern_is_an_error_and_on_done_is_never_called() {
     let Err(FindRegexError::InvalidPattern { pattern, .. }) = &result else {
         fail(
             "find_regex(.., \"(unclosed\", ..)",
-            "Err(FindRegexError::InvalidPattern { .. })",
             format_args!("{result:?}"),
-            &hint(
-                "check the pattern before starting anything, as FindRegex::new does",
-                STAGE2,
+            "Err(FindRegexError::InvalidPattern { .. })",
+            &STAGE2.hint(
+                "check the pattern before starting anything, as FindRegex::new does (or build \
+                 the FindRegex first and return its error with `?`)",
             ),
         );
     };
@@ -978,17 +880,181 @@ async fn stage2_an_invalid_pattern_is_an_error_and_on_done_is_never_called() {
         "InvalidPattern's pattern",
         pattern.as_str(),
         "(unclosed",
-        &hint("the pattern exactly as given", STAGE2),
+        &STAGE2.hint("`pattern` is the pattern exactly as given"),
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     check_eq(
         "on_done calls",
         *calls.lock().unwrap(),
         0,
-        &hint(
-            "with an invalid pattern there is no search, so no callback: the error is the \
-             result",
-            STAGE2,
+        &STAGE2.hint(
+            "with an invalid pattern there is no search, so no callback: the Err is the result",
         ),
+    );
+}
+
+#[kata_harness::test]
+async fn stage2_the_search_goes_on_when_the_caller_drops_the_emitter() {
+    let files = TestDir::new();
+    let [a, missing, b] = stage2_files(&files);
+    let baseline = TaskBaseline::capture();
+    let (done, result) = tokio::sync::oneshot::channel();
+    let emitter = find_regex_ok(
+        &[&a, &missing, &b],
+        r"\d",
+        Box::new(move |matches| {
+            let _ = done.send(matches);
+        }),
+    );
+    drop(emitter);
+
+    let hint = STAGE2.hint(
+        "the search task holds its own clone of the emitter and runs to the end whether anyone \
+         listens or not (emit returning 0 is no reason to stop): the caller who only wants the \
+         result drops the emitter and waits for on_done",
+    );
+    let called = completes_within("on_done, the emitter dropped", result, ms(60_000), &hint);
+    let Ok(matches) = called.await else {
+        fail(
+            "on_done once the caller dropped the emitter",
+            "never called: the search dropped on_done",
+            "on_done called with every match",
+            &hint,
+        );
+    };
+    let matches: Vec<Event> = matches.iter().map(|found| shorten(&files, found)).collect();
+    check_events(
+        "the matches given to on_done",
+        &matches,
+        &stage2_matches(),
+        &hint,
+    );
+    baseline
+        .assert_back(
+            "the search's task",
+            Duration::ZERO,
+            &STAGE2.hint("the search task returns once it has called on_done"),
+        )
+        .await;
+}
+
+#[kata_harness::test]
+async fn stage2_the_search_leaves_no_listener_of_its_own() {
+    let files = TestDir::new();
+    let [a, missing, b] = stage2_files(&files);
+    let listening = listen(&files, |on_done| {
+        find_regex_ok(&[&a, &missing, &b], r"\d", on_done)
+    });
+    let emitter = listening.emitter().clone();
+    let heard = listening.finish(STAGE2).await;
+    called_once(&heard);
+    // The suite's listeners are gone with `listening`: anything left is the search's own.
+    check_eq(
+        "listeners left on the emitter after on_done: [Start, FileRead, Match, Error, End]",
+        [
+            emitter.listener_count::<Start>(),
+            emitter.listener_count::<FileRead>(),
+            emitter.listener_count::<Match>(),
+            emitter.listener_count::<Error>(),
+            emitter.listener_count::<End>(),
+        ],
+        [0; 5],
+        &STAGE2.hint(
+            "collect the matches in the search task itself, not with a listener of your own on \
+             the emitter: a detached listener stays for the emitter's whole life (and one on End \
+             runs before the caller's)",
+        ),
+    );
+}
+
+// Two searches at once, on the paused clock; slow.txt is a named pipe that gives its second
+// line only when the test says so:
+//
+//   first  = find_regex([a, slow]):  a.txt:1-2, slow.txt:1 ... (held) ... slow.txt:2, End, on_done
+//   second = find_regex([b]):                    b.txt:1-2, End, on_done
+//   each on_done gets its own matches, and only those
+
+#[kata_harness::test]
+async fn stage2_two_searches_at_once_keep_their_results_apart() {
+    let files = TestDir::new();
+    let Some(slow) = files.fifo("slow.txt") else {
+        return eprintln!("skipped: no mkfifo here");
+    };
+    let a = files.write("a.txt", "1\n2\n");
+    let b = files.write("b.txt", "7\n8\n");
+    let feeder = PipeFeeder::start(&slow, vec![b"3\n".to_vec(), b"4\n".to_vec()], Gate::Test);
+    let hint = STAGE2.hint(
+        "each call of find_regex is a search of its own: keep its matches in its own task (no \
+         static, no shared list, no shared emitter), so that two searches at once never see \
+         each other's",
+    );
+
+    let mut first = listen(&files, |on_done| {
+        find_regex_ok(&[&a, &slow], r"\d", on_done)
+    });
+    let slow_1 = found("slow.txt", 1, "3");
+    if !first
+        .wait_for(ms(60_000), |events| events.contains(&slow_1))
+        .await
+    {
+        fail(
+            "the first search's match on slow.txt's first line was not heard",
+            report::list(&first.heard().events),
+            "Match(slow.txt:1 \"3\") as soon as the pipe gave its first line",
+            &STAGE2.hint("find_regex searches each line as soon as it is read, as stage 1 does"),
+        );
+    }
+    let second = listen(&files, |on_done| find_regex_ok(&[&b], r"\d", on_done));
+    // No time may pass while slow.txt's read is held: do not listen after End.
+    let second = second
+        .finish_after(ms(60_000), Duration::ZERO, STAGE2)
+        .await;
+    check_events(
+        "everything the second search did, while the first waits for slow.txt",
+        &second.events,
+        &[
+            start(&["b.txt"]),
+            file_read("b.txt"),
+            found("b.txt", 1, "7"),
+            found("b.txt", 2, "8"),
+            Event::End,
+            Event::OnDone(2),
+        ],
+        &hint,
+    );
+    check_events(
+        "the matches given to the second search's on_done",
+        &called_once(&second),
+        &[found("b.txt", 1, "7"), found("b.txt", 2, "8")],
+        &hint,
+    );
+
+    feeder.release();
+    let first = first.finish(STAGE2).await;
+    check_events(
+        "the matches given to the first search's on_done",
+        &called_once(&first),
+        &[
+            found("a.txt", 1, "1"),
+            found("a.txt", 2, "2"),
+            found("slow.txt", 1, "3"),
+            found("slow.txt", 2, "4"),
+        ],
+        &hint,
+    );
+    check_events(
+        "events heard from the first search",
+        &first.emitted(),
+        &[
+            start(&["a.txt", "slow.txt"]),
+            file_read("a.txt"),
+            found("a.txt", 1, "1"),
+            found("a.txt", 2, "2"),
+            file_read("slow.txt"),
+            found("slow.txt", 1, "3"),
+            found("slow.txt", 2, "4"),
+            Event::End,
+        ],
+        &hint,
     );
 }

@@ -98,10 +98,12 @@ impl FindRegex {
 
     /// Starts the search and returns its emitter at once (stage 1).
     ///
-    /// Emit `Start { files }`, then for each file in order `FileRead` once it is open and a
-    /// `Match` for every match on every line (or an `Error`, then go on with the next file),
-    /// then `End`. Listeners attached right after this call must hear all of it, `Start`
-    /// included. Read the files with `tokio::fs`, line by line: never the whole file at once.
+    /// Emit `Start { files }`, then for each file, one after another in the order given,
+    /// `FileRead` once it is open and a `Match` for every match on every line (or an `Error`,
+    /// then go on with the next file), then `End`. Listeners attached right after this call
+    /// must hear all of it, `Start` included. Read the files with `tokio::fs` (never `std::fs`
+    /// in async code), line by line: never the whole file at once. Paths are reported exactly
+    /// as given.
     pub fn find(self) -> EventEmitter {
         // Only here so the stub compiles without 'never used' warnings: delete it.
         let _ = (self.regex, self.files);
@@ -113,8 +115,8 @@ impl FindRegex {
 /// `on_done` with every match, in order, once the search is over.
 ///
 /// `on_done` is called exactly once, after `End` has been emitted, even when there are no
-/// matches or some files failed. An invalid pattern is an error here, and then `on_done` is
-/// never called.
+/// matches, some files failed or the caller dropped the emitter. An invalid pattern is an error
+/// here, and then `on_done` is never called.
 pub fn find_regex<P, F>(
     files: impl IntoIterator<Item = P>,
     pattern: &str,

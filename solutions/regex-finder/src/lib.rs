@@ -6,15 +6,18 @@
 //! [`find_regex`] runs the same search and *also* hands every match to a callback at the end:
 //! events for progress, a callback for the result.
 //!
-//! Three decisions shape the code:
+//! Four decisions shape the code:
 //!
 //! - **The search runs in a spawned task** and [`FindRegex::find`] returns the emitter at once,
 //!   so the caller can attach listeners after the call. Every event, `Start` included, is emitted
-//!   from that task, never inside `find`: the task cannot run before the caller yields, so the
-//!   listeners are always there in time.
-//! - **Files are read line by line** through a `BufReader`, into one reused buffer. Memory stays
-//!   at a buffer and a line whatever the file's size, where reading the file whole would hold all
-//!   of it at once.
+//!   from that task, never inside `find`: on tokio's current-thread runtime the task cannot run
+//!   before the caller yields, so the listeners are always there in time.
+//! - **Files are read with `tokio::fs`, line by line** through a `BufReader`, into one reused
+//!   buffer. `tokio::fs` waits for the disk on tokio's blocking pool, never on the runtime's own
+//!   thread, and memory stays at a buffer and a line whatever the file's size, where reading the
+//!   file whole would hold all of it at once.
+//! - **One file after another, in the order given.** The files are a list: the same path given
+//!   twice is searched twice, and every path is reported as it was given.
 //! - **One file's failure is that file's problem.** A file that cannot be opened or read, or that
 //!   is not UTF-8, gets an [`Error`] event and the search moves on to the next file.
 
@@ -80,16 +83,21 @@ pub enum FindRegexError {
 /// A search to configure with [`file`](FindRegex::file) / [`files`](FindRegex::files), then run
 /// with [`find`](FindRegex::find).
 ///
-/// ```no_run
-/// # use regex_finder::{FindRegex, Match};
-/// # async fn demo() -> Result<(), regex_finder::FindRegexError> {
-/// let emitter = FindRegex::new(r"\d+")?
-///     .file("notes.txt")
-///     .files(["todo.txt", "done.txt"])
-///     .find();
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), regex_finder::FindRegexError> {
+/// use regex_finder::{End, FindRegex, Match};
+///
+/// // The section headers of this crate's manifest, `[package]` among them.
+/// let emitter = FindRegex::new(r"^\[[a-z-]+\]$")?.file("Cargo.toml").find();
 /// let _listening = emitter.on(|found: &Match| {
 ///     println!("{}:{}: {}", found.path.display(), found.line, found.text);
 /// });
+/// let (ended, end) = tokio::sync::oneshot::channel();
+/// let _end = emitter.once(move |_: &End| {
+///     let _ = ended.send(());
+/// });
+/// end.await.expect("the search always ends with End");
 /// # Ok(())
 /// # }
 /// ```
@@ -130,9 +138,11 @@ impl FindRegex {
     /// Starts the search in a new task and returns its emitter at once.
     ///
     /// Nothing is emitted before this returns, so listeners attached right after the call hear
-    /// everything from [`Start`] on. Events nobody listens to are simply dropped: the emitter
-    /// keeps no backlog. The task holds its own clone of the emitter, so the search runs to the
-    /// end even if the caller drops theirs.
+    /// everything from [`Start`] on (on the current-thread runtime; on a multi-threaded one the
+    /// task may start on another worker at once, so attach listeners before the search can
+    /// get far, or use [`find_regex`]'s callback for the result). Events nobody listens to are
+    /// simply dropped: the emitter keeps no backlog. The task holds its own clone of the
+    /// emitter, so the search runs to the end even if the caller drops theirs.
     ///
     /// # Panics
     /// Outside a tokio runtime, like `tokio::spawn`.
@@ -148,6 +158,9 @@ impl FindRegex {
         emitter.emit(Start {
             files: self.files.clone(),
         });
+        // One file after another, each awaited to its end before the next is opened: the events
+        // of two files never mix, and one file is open at a time. A list, not a set: a path
+        // given twice is searched twice.
         for path in &self.files {
             if let Err(error) = self.search_file(path, emitter, &mut on_match).await {
                 emitter.emit(Error {
@@ -166,6 +179,9 @@ impl FindRegex {
         emitter: &EventEmitter,
         on_match: &mut impl FnMut(&Match),
     ) -> Result<(), String> {
+        // tokio's File: the open and every read wait on the blocking pool. std::fs here would
+        // hold the runtime's thread (and every other task) for as long as the disk, or a pipe's
+        // writer, takes. The path is opened and reported as given, relative or not.
         let file = File::open(path)
             .await
             .map_err(|error| format!("cannot open it: {error}"))?;
@@ -205,19 +221,36 @@ impl FindRegex {
     }
 }
 
-/// The line without its `\n` or `\r\n`, as `BufRead::lines` gives it, so that `$` in a pattern
-/// means the end of the line's text.
+/// The line without its ending, `\n` or `\r\n`, exactly as `lines()` gives it: `$` in a pattern
+/// then means the end of the line's text. Nothing else goes: whitespace at either end is part of
+/// the line, and so is a `\r` that no `\n` follows.
 fn without_line_ending(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
+    match line.strip_suffix(b"\n") {
+        Some(line) => line.strip_suffix(b"\r").unwrap_or(line),
+        None => line,
+    }
 }
 
 /// Searches `files` for `pattern` (stage 2): returns the emitter for live progress, and calls
 /// `on_done` with every match, in order, once the search is over.
 ///
 /// `on_done` is called exactly once, **after** [`End`] has been emitted (and so after every End
-/// listener has run), even when there are no matches or some files failed. An invalid pattern is
-/// an error here and `on_done` is never called.
+/// listener has run), even when there are no matches, some files failed or the caller dropped
+/// the emitter. An invalid pattern is an error here and `on_done` is never called.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), regex_finder::FindRegexError> {
+/// // Only the result is wanted: the emitter can go at once, the search goes on.
+/// let (done, matches) = tokio::sync::oneshot::channel();
+/// let _ = regex_finder::find_regex(["Cargo.toml"], r"^\[package\]$", move |matches| {
+///     let _ = done.send(matches);
+/// })?;
+/// let matches = matches.await.expect("on_done is always called");
+/// assert_eq!((matches[0].line, matches[0].text.as_str()), (1, "[package]"));
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Panics
 /// Outside a tokio runtime, like `tokio::spawn`.
@@ -234,7 +267,10 @@ where
     let emitter = EventEmitter::new();
     let events = emitter.clone();
     tokio::spawn(async move {
-        // The task owns the list: no listener, no lock, and the callback gets it by value.
+        // The task owns the list: no listener of its own on the caller's emitter (which would
+        // stay there, and run before the caller's End listeners), no lock, no state shared with
+        // another search, and the callback gets the list by value. The task's own clone of the
+        // emitter keeps the search going if the caller drops theirs.
         let mut matches = Vec::new();
         finder
             .search(&events, |found| matches.push(found.clone()))
