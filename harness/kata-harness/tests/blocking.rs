@@ -65,3 +65,29 @@ async fn blocking_that_ends_in_the_same_poll_is_seen() {
     .await;
     assert!(report.max_gap >= ms(35), "{report:?}");
 }
+
+#[kata_harness::test]
+async fn work_on_the_runtime_costs_cpu_and_offloaded_work_does_not() {
+    let spin = |length: Duration| {
+        let started = std::time::Instant::now();
+        while started.elapsed() < length {
+            std::hint::spin_loop();
+        }
+    };
+    let alone = blocking::cost_of(|| spin(ms(40)));
+    let ((), here) = blocking::runtime_cost(async { spin(ms(40)) }).await;
+    let ((), offloaded) = blocking::runtime_cost(async {
+        tokio::task::spawn_blocking(move || spin(ms(40)))
+            .await
+            .unwrap();
+    })
+    .await;
+    assert!(here.figure() * 2 > alone, "{here} for {alone:?} of work");
+    assert!(
+        offloaded.figure() * 4 < alone,
+        "{offloaded} for {alone:?} of work"
+    );
+    if let Some(times) = blocking::ThreadTimes::now() {
+        assert!(times.cpu > Duration::ZERO, "{times:?}");
+    }
+}
