@@ -23,6 +23,31 @@
 //!   temporary file is deleted.
 //! - **Errors say what went wrong and where:** [`GzipError`] tells a read failure from a write
 //!   failure from input that is not gzip, corrupt or truncated, each naming the path.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use gzip_streams::{GzipError, gunzip_streaming, gzip_streaming};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let log = dir.path().join("access.log");
+//! let (gz, back) = (dir.path().join("access.log.gz"), dir.path().join("back.log"));
+//! tokio::fs::write(&log, "GET /index.html 200\n".repeat(1000)).await?;
+//!
+//! // The number of bytes written: a few hundred, for 20,000 bytes of one line over and over.
+//! let written = gzip_streaming(&log, &gz).await?;
+//! assert_eq!(written, tokio::fs::metadata(&gz).await?.len());
+//! assert_eq!(gunzip_streaming(&gz, &back).await?, 20_000);
+//!
+//! // Text is not gzip: the error says so, names the file, and leaves back.log alone.
+//! match gunzip_streaming(&log, &back).await {
+//!     Err(GzipError::NotGzip { path }) => assert_eq!(path, log),
+//!     other => panic!("expected NotGzip, got {other:?}"),
+//! }
+//! assert_eq!(tokio::fs::read(&back).await?.len(), 20_000);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
