@@ -19,7 +19,9 @@
 //! - `virtual_limit_secs = N`: virtual seconds before the test counts as deadlocked (default 3600);
 //! - `memory_limit_mib = N`: the test's heap ceiling (default 512 MiB, or `KATA_MEMORY_LIMIT_MIB`);
 //! - `file_size_limit = N`: run the test in a child process whose files fail to grow past about
-//!   N bytes, like a full disk (Unix only; see `kata_harness::TestConfig::file_size_limit`).
+//!   N bytes, like a full disk (Unix only; see `kata_harness::TestConfig::file_size_limit`);
+//! - `own_process`: run the test in a child process of its own, for a test that changes what is
+//!   process-wide (the current directory) while others run beside it.
 //!
 //! It composes with `rstest`: put `#[rstest]` and its `#[case]`s above it and rstest hands each
 //! case to this attribute, as it does for `#[tokio::test]`.
@@ -42,6 +44,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn expand(args: TokenStream, function: &mut ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     let mut paused = true;
+    let mut own_process = false;
     let mut watchdog_secs: Option<u64> = None;
     let mut virtual_limit_secs: Option<u64> = None;
     let mut memory_limit_mib: Option<u64> = None;
@@ -51,6 +54,7 @@ fn expand(args: TokenStream, function: &mut ItemFn) -> syn::Result<proc_macro2::
     for meta in metas {
         match &meta {
             Meta::Path(path) if path.is_ident("real_time") => paused = false,
+            Meta::Path(path) if path.is_ident("own_process") => own_process = true,
             Meta::NameValue(pair) if pair.path.is_ident("watchdog_secs") => {
                 watchdog_secs = Some(int_value(&pair.value)?);
             }
@@ -66,7 +70,7 @@ fn expand(args: TokenStream, function: &mut ItemFn) -> syn::Result<proc_macro2::
             other => {
                 return Err(syn::Error::new_spanned(
                     other,
-                    "unknown option: expected `real_time`, `watchdog_secs = N`, \
+                    "unknown option: expected `real_time`, `own_process`, `watchdog_secs = N`, \
                      `virtual_limit_secs = N`, `memory_limit_mib = N` or `file_size_limit = N`",
                 ));
             }
@@ -105,6 +109,7 @@ fn expand(args: TokenStream, function: &mut ItemFn) -> syn::Result<proc_macro2::
         quote!(.memory_limit(#bytes as usize))
     });
     let file_size_limit = file_size_limit.map(|bytes| quote!(.file_size_limit(#bytes)));
+    let own_process = own_process.then(|| quote!(.own_process()));
 
     Ok(quote! {
         #[::core::prelude::v1::test]
@@ -117,6 +122,7 @@ fn expand(args: TokenStream, function: &mut ItemFn) -> syn::Result<proc_macro2::
             #watchdog
             #virtual_limit
             #memory_limit
+            #own_process
             #file_size_limit;
             ::kata_harness::run_test(config, move || async move #body);
         }

@@ -138,6 +138,37 @@ pub fn assert_not_blocked(what: &str, report: BlockingReport, limit: Duration, h
     }
 }
 
+/// Asserts that the runtime's thread spent less than `limit` on a piece of work: a failure is
+/// recorded as a blocked executor, the cause that explains the timing failures around it.
+#[track_caller]
+pub fn assert_cost_below(what: &str, cost: Cost, limit: Duration, hint: &Hint) {
+    if cost.figure() >= limit {
+        report::fail_as(
+            Kind::Blocked,
+            &format!("{what}: the runtime's thread did the work"),
+            format_args!("{cost}: every other task waited that long"),
+            format_args!("the runtime's thread to spend under {limit:.1?} on it"),
+            &hint.to_string(),
+        );
+    }
+}
+
+/// Asserts that the runtime's thread was busy (tokio's busy time: real time while not parked)
+/// for less than `limit`: what catches a blocking *wait* (a `std::fs` read of a slow pipe, a
+/// `std::thread::sleep`), which costs no CPU time. A failure is recorded as a blocked executor.
+#[track_caller]
+pub fn assert_busy_below(what: &str, busy: Duration, limit: Duration, hint: &Hint) {
+    if busy >= limit {
+        report::fail_as(
+            Kind::Blocked,
+            &format!("{what}: blocked the executor"),
+            format_args!("busy for {busy:.1?}: the thread was held, and every other task waited"),
+            format_args!("the runtime's thread busy for under {limit:.1?}"),
+            &hint.to_string(),
+        );
+    }
+}
+
 /// Time the runtime's first worker thread has spent running tasks, as tokio counts it (real
 /// time). On the current-thread runtime of a kata test, that is the test's one thread.
 pub fn runtime_busy() -> Duration {

@@ -50,7 +50,7 @@ pub mod wakers;
 
 pub use hint::{Hint, Stage};
 pub use kata_harness_macros::test;
-pub use runner::{TestConfig, file_size_limited, run_test};
+pub use runner::{TestConfig, file_size_limited, in_own_process, run_test};
 
 /// `Duration::from_millis`, short enough to write schedules with.
 pub const fn ms(millis: u64) -> std::time::Duration {

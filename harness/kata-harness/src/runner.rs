@@ -66,6 +66,7 @@ pub struct TestConfig {
     watchdog: Duration,
     virtual_limit: Duration,
     memory_limit: usize,
+    own_process: bool,
     file_size_limit: Option<u64>,
     record_dir: Option<PathBuf>,
     settings_error: Option<String>,
@@ -84,6 +85,7 @@ impl TestConfig {
             watchdog: settings.watchdog,
             virtual_limit: DEFAULT_VIRTUAL_LIMIT,
             memory_limit: settings.memory_limit,
+            own_process: false,
             file_size_limit: None,
             record_dir: record::dir_from_env(),
             settings_error,
@@ -122,12 +124,21 @@ impl TestConfig {
         self
     }
 
+    /// Runs the test in a child process of its own (the same test binary, run again for this
+    /// test alone): for a test that changes what is process-wide, such as the current
+    /// directory, while other tests run beside it. Unix only: elsewhere the test is skipped.
+    pub fn own_process(mut self) -> Self {
+        self.own_process = true;
+        self
+    }
+
     /// Runs the test in a child process whose files may not grow past about `bytes` (the
     /// shell's `ulimit -f`, so rounded up to its 512- or 1024-byte blocks): a write past it fails
     /// with "File too large", the way a full disk fails a write. This is how a suite gives code
     /// that writes to a path a destination that fails half way. Unix only: elsewhere the test
     /// is skipped (see [`crate::files`]).
     pub fn file_size_limit(mut self, bytes: u64) -> Self {
+        self.own_process = true;
         self.file_size_limit = Some(bytes);
         self
     }
@@ -264,10 +275,8 @@ where
         config.write(&record);
         panic!("{error}");
     }
-    if let Some(limit) = config.file_size_limit
-        && std::env::var(CHILD_VAR).ok().as_deref() != Some(test.as_str())
-    {
-        return child::run(&config, &test, limit);
+    if config.own_process && std::env::var(CHILD_VAR).ok().as_deref() != Some(test.as_str()) {
+        return child::run(&config, &test, config.file_size_limit);
     }
     config.write(&record);
 
@@ -464,15 +473,21 @@ fn fail_with(config: &TestConfig, mut record: Record, message: String) -> ! {
     panic!("{message}")
 }
 
-/// Whether this process is a child running one test under a file-size limit (see
-/// [`TestConfig::file_size_limit`]): inside it, writes past the limit fail.
+/// Whether this process is a child running one test alone (see [`TestConfig::own_process`] and
+/// [`TestConfig::file_size_limit`]): inside it, writes past a file-size limit fail.
 pub fn file_size_limited() -> bool {
     std::env::var_os(CHILD_VAR).is_some()
 }
 
+/// Whether this process runs one test alone (see [`TestConfig::own_process`]): the test may
+/// change what is process-wide, such as the current directory.
+pub fn in_own_process() -> bool {
+    std::env::var_os(CHILD_VAR).is_some()
+}
+
 mod child {
-    //! One test in a child process with a file-size limit: the same test binary, run again
-    //! with `--exact <test>` under `sh -c 'ulimit -f ...'`.
+    //! One test in a child process of its own: the same test binary, run again with
+    //! `--exact <test>`, under `sh -c 'ulimit -f ...'` when the test asks for a file-size limit.
 
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
@@ -483,9 +498,11 @@ mod child {
     /// What the parent waits beyond the child's own watchdog before it kills the child.
     const GRACE: Duration = Duration::from_secs(15);
 
-    pub(super) fn run(config: &TestConfig, test: &str, limit: u64) {
+    pub(super) fn run(config: &TestConfig, test: &str, limit: Option<u64>) {
         if !cfg!(unix) {
-            eprintln!("skipped: {test} needs a file-size limit, which only Unix has");
+            eprintln!(
+                "skipped: {test} needs a process of its own, which this harness makes only on Unix"
+            );
             let record = Record {
                 outcome: Outcome::Passed,
                 ..Record::running(test)
@@ -498,12 +515,15 @@ mod child {
         // The shell sets the limit and ignores SIGXFSZ (whose default would kill the process):
         // a write past the limit then fails with EFBIG, "File too large". An ignored signal
         // stays ignored across `exec`. Blocks are 512 bytes in POSIX sh (1024 in bash).
-        let blocks = limit.div_ceil(512).max(1);
+        // Without a limit, `ulimit -f unlimited` changes nothing.
+        let blocks = limit.map_or("unlimited".to_owned(), |limit| {
+            limit.div_ceil(512).max(1).to_string()
+        });
         let mut child = Command::new("sh")
             .arg("-c")
             .arg("trap '' XFSZ; ulimit -f \"$1\" || exit 97; shift; exec \"$@\"")
             .arg("sh")
-            .arg(blocks.to_string())
+            .arg(blocks)
             .arg(&exe)
             .args(["--exact", test, "--test-threads=1", "--quiet"])
             .env(CHILD_VAR, test)

@@ -25,3 +25,15 @@ async fn a_write_past_the_limit_fails_as_a_full_disk_would() {
 async fn a_failure_in_the_child_is_the_test_s_failure() {
     check_eq("in the child", 1, 2, &Stage::new("sample", 1).hint("h"));
 }
+
+#[kata_harness::test(own_process)]
+async fn a_test_in_its_own_process_may_change_the_current_directory() {
+    assert!(
+        kata_harness::in_own_process(),
+        "the test runs in a child process"
+    );
+    let dir = TestDir::new();
+    std::env::set_current_dir(dir.root()).expect("cannot change directory");
+    tokio::fs::write("here.txt", "relative").await.unwrap();
+    assert_eq!(dir.read("here.txt").as_deref(), Some(&b"relative"[..]));
+}
