@@ -48,6 +48,22 @@ fn why_first(verdict: Verdict) -> Option<&'static str> {
     }
 }
 
+/// How a failure reads to a learner: a check that failed because it met a `todo!()` (a test
+/// that catches panics to compare their messages, say) is "not started" like any other.
+pub fn effective(result: &TestResult) -> Verdict {
+    let todo = result
+        .record
+        .as_ref()
+        .and_then(|r| r.message.as_deref())
+        .is_some_and(|message| message.contains("not yet implemented"));
+    match result.verdict {
+        Verdict::Failed(Outcome::CheckFailed | Outcome::Panicked) if todo => {
+            Verdict::Failed(Outcome::NotStarted)
+        }
+        verdict => verdict,
+    }
+}
+
 /// The failure whose details a learner should read first.
 pub fn most_telling(run: &SuiteRun) -> Option<&TestResult> {
     run.failures().min_by_key(|result| {
@@ -58,14 +74,14 @@ pub fn most_telling(run: &SuiteRun) -> Option<&TestResult> {
             .as_ref()
             .and_then(|r| r.message.as_deref())
             .is_some_and(|m| m.contains("already hung"));
-        (rank(result.verdict), cut_short)
+        (rank(effective(result)), cut_short)
     })
 }
 
 /// One line about a failure, for the list under its stage.
 pub fn short(result: &TestResult) -> String {
     let message = result.record.as_ref().and_then(|r| r.message.as_deref());
-    match result.verdict {
+    match effective(result) {
         Verdict::Crashed => "crashed: the test binary died while it ran".to_owned(),
         Verdict::NoRecord => "no result: it never ran, or not through the harness".to_owned(),
         Verdict::Failed(Outcome::NotStarted) => "not started: still todo!()".to_owned(),
@@ -135,7 +151,7 @@ pub fn print_stages(kata: &Kata, run: &SuiteRun, selection: &Selection) {
         let not_started = !failures.is_empty()
             && failures
                 .iter()
-                .all(|r| r.verdict == Verdict::Failed(Outcome::NotStarted));
+                .all(|r| effective(r) == Verdict::Failed(Outcome::NotStarted));
         println!(
             "  stage {stage}  {mark} {passed}/{} tests pass{}",
             of_stage.len(),
@@ -182,14 +198,15 @@ pub fn print_details(kata: &Kata, run: &SuiteRun, failure: &TestResult) {
         .and_then(|r| r.location.clone())
         .filter(|at| !at.starts_with("harness/"));
     let message = record.and_then(|r| r.message.as_deref());
-    match failure.verdict {
+    match effective(failure) {
         Verdict::Failed(Outcome::NotStarted) => {
             println!(
                 "  not started: the code at {} is still todo!()",
                 location.as_deref().unwrap_or(&kata.lib())
             );
             if let Some(what) = message
-                .and_then(|m| m.strip_prefix("not yet implemented"))
+                .and_then(|m| m.split_once("not yet implemented"))
+                .map(|(_, rest)| rest.lines().next().unwrap_or("").trim_end_matches('"'))
                 .map(|rest| rest.trim_start_matches(':').trim())
                 .filter(|rest| !rest.is_empty())
             {
