@@ -26,7 +26,7 @@ use gzip_streams::{gunzip_streaming, gzip_buffered, gzip_streaming};
 use kata_harness::completion::completes_within;
 use kata_harness::files::{Gate, TestDir};
 use kata_harness::report::{check, check_bytes, check_eq, fail, show_bytes};
-use kata_harness::{Stage, data, file_size_limited, heap, ms, stress};
+use kata_harness::{Stage, data, heap, in_own_process, ms, stress};
 use rstest::rstest;
 use support::Function::{self, GunzipStreaming, GzipBuffered, GzipStreaming};
 use support::{
@@ -246,15 +246,14 @@ async fn stage1_when_src_and_dst_both_fail_the_source_s_error_wins() {
     check_listing(&dir, &[], "the failed call", &STAGE1.hint(LEFT_ALONE));
 }
 
-// A process of its own: `file_size_limit` runs this test in a child process (with a limit far
-// above anything it writes), the one place where changing the current directory cannot disturb
+// A process of its own: the one place where changing the current directory cannot disturb
 // the other tests, which run on threads of one process.
-#[kata_harness::test(file_size_limit = 1_000_000_000)]
+#[kata_harness::test(own_process)]
 async fn stage1_bare_file_names_are_in_the_current_directory() {
     let dir = TestDir::new();
     let data = data::text(100 * KIB);
     dir.write("data", &data);
-    if file_size_limited() {
+    if in_own_process() {
         std::env::set_current_dir(dir.root()).expect("cannot change the current directory");
     }
     expect_ok(
@@ -889,12 +888,12 @@ async fn stage2_dst_is_replaced_with_a_rename(#[case] function: Function) {
 #[case::gunzip(GunzipStreaming)]
 // A process of its own, as for stage 1's test: the one place where changing the current
 // directory cannot disturb other tests.
-#[kata_harness::test(file_size_limit = 1_000_000_000)]
+#[kata_harness::test(own_process)]
 async fn stage2_bare_file_names_are_in_the_current_directory(#[case] function: Function) {
     let dir = TestDir::new();
     let data = data::text(100 * KIB);
     dir.write("input", function.input_for(&data));
-    if file_size_limited() {
+    if in_own_process() {
         std::env::set_current_dir(dir.root()).expect("cannot change the current directory");
     }
     expect_ok(

@@ -54,8 +54,10 @@ pub enum ConcatError {
 /// (stage 1).
 ///
 /// Stream in chunks with `tokio::fs` (never a whole file in memory), into a temporary file in
-/// `dst`'s directory that is renamed onto `dst` only when everything was copied. On any error,
-/// `dst` is left exactly as it was (or absent) and the temporary file is removed.
+/// `dst`'s directory that is renamed onto `dst` only when everything was copied (and flushed).
+/// On any error, and when the future is dropped half way, `dst` is left exactly as it was (or
+/// absent) and the temporary file is removed. Errors name their path as it was given; the checks
+/// that need no writing come first, in the README's order.
 pub async fn concat_files(
     sources: &[impl AsRef<Path>],
     dst: impl AsRef<Path>,
@@ -72,7 +74,9 @@ pub async fn concat_files(
 ///
 /// Each source is read by its own task into a small bounded channel of chunks; the writes stay in
 /// source order. A source keeps its place among the `read_ahead + 1` until its last byte has been
-/// written. Write each chunk as soon as it is its turn, and flush `dst` at the end.
+/// written. Write each chunk (all of it) as soon as it is its turn, and flush `dst` at the end.
+/// The first error in write order is the result, as it came; a source's panic comes out of this
+/// function when that source's turn comes; either way, and on a drop, every reader stops.
 pub async fn concat_read_ahead<R, W>(
     sources: Vec<R>,
     dst: &mut W,

@@ -106,13 +106,32 @@ pub enum ConcatError {
 ///   temporary file is removed.
 ///
 /// Memory stays at a few chunks of 128 KiB per source being read, whatever the sizes, and at most
-/// two sources are open at once (`READ_AHEAD` is 1).
+/// two sources are open at once (`READ_AHEAD` is 1). Paths are used as given: a bare file name
+/// such as `out.txt` is in the current directory, and its temporary file goes there too.
+///
+/// ```
+/// # use concat_files::concat_files;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let (intro, body) = (dir.path().join("intro.md"), dir.path().join("body.md"));
+/// std::fs::write(&intro, "# A book\n")?;
+/// std::fs::write(&body, "Once upon a time.\n")?;
+/// let book = dir.path().join("book.md");
+///
+/// let written = concat_files(&[&intro, &body, &intro], &book).await?;
+/// assert_eq!(written, 36);
+/// assert_eq!(std::fs::read_to_string(&book)?, "# A book\nOnce upon a time.\n# A book\n");
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
-/// [`ConcatError`], naming the offending path. Checked in this order, all before any writing: no
-/// sources, each source (missing, or a directory), `dst`'s directory, `dst` among the sources,
-/// `dst` a directory (a `Write` error). A source that cannot be read, or a failed write, is found
-/// while copying.
+/// [`ConcatError`], naming the offending path as it was given. Checked in this order, all before
+/// any writing, and the first problem found is the result: no sources, each source in argument
+/// order (missing, or a directory), `dst`'s directory, `dst` among the sources, `dst` a directory
+/// (a `Write` error). A source that cannot be read, or a failed write (a full disk, say), is found
+/// while copying; the last write's error too, since the output is flushed before the rename.
 pub async fn concat_files(
     sources: &[impl AsRef<Path>],
     dst: impl AsRef<Path>,
@@ -278,16 +297,36 @@ async fn blocking<T: Send + 'static>(
 /// Chunks are written as soon as it is their turn: `dst` is not buffered here (wrap it in a
 /// `BufWriter` if it needs that).
 ///
+/// Every chunk is written with `write_all`, so a writer that takes fewer bytes than offered
+/// (a short write) still gets them all, in order.
+///
+/// ```
+/// # use concat_files::concat_read_ahead;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// // Any `AsyncRead`s: byte slices here, files or sockets elsewhere.
+/// let sources: Vec<&'static [u8]> = vec![b"one, ", b"two, ", b"three"];
+/// let mut out = Vec::new();
+/// let written = concat_read_ahead(sources, &mut out, 1).await?;
+/// assert_eq!(written, 15);
+/// assert_eq!(out, b"one, two, three");
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
-/// The first error of a source or of `dst`, in write order: everything before it has been
-/// written, nothing after it. The readers still running are stopped.
+/// The first error of a source or of `dst` in write order, as it came (not the first in time: a
+/// later source that fails early waits its turn): everything before it has been written, nothing
+/// after it. The readers still running are stopped.
 ///
 /// # Cancellation
 /// Dropping the future stops every reader task at its next `.await` and drops the sources.
 ///
 /// # Panics
-/// If a source panics while being read, the panic is resumed here. Outside a tokio runtime,
-/// like `tokio::spawn`.
+/// If a source panics while being read, that panic is resumed here, with its own payload, when
+/// the source's turn comes (after the sources before it are written): a panic is a bug in the
+/// source, not an I/O error, so it is not turned into one. The readers after it are stopped.
+/// Outside a tokio runtime, like `tokio::spawn`.
 pub async fn concat_read_ahead<R, W>(
     sources: Vec<R>,
     dst: &mut W,
@@ -356,6 +395,8 @@ where
             .await
             .map_err(|error| Failure::Read { index, error })?;
     }
+    // A tokio `File` finishes each write in the background: without this the last write could
+    // still be under way when the caller renames the file, and its error (a full disk) lost.
     dst.flush().await.map_err(Failure::Write)?;
     Ok(written)
 }
