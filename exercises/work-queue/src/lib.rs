@@ -36,6 +36,9 @@ pub enum JobError {
 }
 
 /// A fixed pool of workers running pushed jobs, at most `concurrency` at a time, in push order.
+///
+/// It must be `Send + Sync`: the suite shares it in an `Arc`, pushes from other threads and joins
+/// from several tasks at once.
 #[derive(Debug)]
 pub struct WorkQueue {
     // Your fields: the sending side of the queue, the workers, whatever `join` needs.
@@ -54,7 +57,8 @@ impl WorkQueue {
         todo!("WorkQueue::concurrency")
     }
 
-    /// Queues `job` and forgets it (stage 1). A panic in the job must not kill its worker.
+    /// Queues `job` and forgets it (stage 1). A panic in the job must not kill its worker. Works
+    /// from any thread, also one outside the runtime: it only queues the job.
     pub fn push<F>(&self, job: F)
     where
         F: Future<Output = ()> + Send + 'static,
@@ -76,8 +80,8 @@ impl WorkQueue {
         todo!("WorkQueue::submit: queue the job and hand back a way to receive its result")
     }
 
-    /// Waits until every job pushed or submitted so far has finished (or panicked). The queue
-    /// stays usable afterwards.
+    /// Waits until no job is queued or running, counting jobs pushed while it waits; any number
+    /// of tasks may wait at once. The queue stays usable afterwards.
     pub async fn join(&self) {
         todo!("WorkQueue::join: wait until no job is unfinished")
     }

@@ -14,7 +14,13 @@
 //! - **The queue owns its workers** in a [`JoinSet`]: dropping the queue aborts them, so a
 //!   forgotten queue cannot leak tasks that wait forever.
 //! - **`join` counts jobs, not workers**: an atomic counter holds the number of unfinished jobs,
-//!   and the job that brings it to zero wakes every `join` through a [`Notify`].
+//!   and the job that brings it to zero wakes every `join` through a [`Notify`]. Each `join`
+//!   registers for that wake-up *before* it looks at the count, so the last job cannot end
+//!   unseen between the look and the wait (on a multi-threaded runtime it can).
+//!
+//! The queue is `Send + Sync`: share it in an `Arc`, push from any task or thread (`push` only
+//! sends to a channel, so it works outside the runtime too), and `join` from as many tasks as
+//! you like.
 
 use std::any::Any;
 use std::future::Future;
@@ -56,12 +62,24 @@ pub enum JobError {
 
 /// A fixed pool of workers running pushed jobs, at most `concurrency` at a time, in push order.
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), work_queue::WorkQueueError> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), work_queue::WorkQueueError> {
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
 /// let queue = work_queue::WorkQueue::new(3)?;
-/// queue.push(async { println!("fire and forget") });
+/// let done = Arc::new(AtomicU32::new(0));
+/// for _ in 0..10 {
+///     let done = done.clone();
+///     // Fire and forget: nobody gets a result, `join` still waits for it.
+///     queue.push(async move {
+///         done.fetch_add(1, Ordering::Relaxed);
+///     });
+/// }
 /// let answer = queue.submit(async { 6 * 7 });
 /// queue.join().await;
+/// assert_eq!(done.load(Ordering::Relaxed), 10);
 /// assert_eq!(answer.await, Ok(42));
 /// # Ok(())
 /// # }
@@ -82,6 +100,8 @@ impl WorkQueue {
         if concurrency == 0 {
             return Err(WorkQueueError::ZeroConcurrency);
         }
+        // Unbounded: `push` never waits and works from any thread (see the README's lesson notes
+        // for the bounded alternative, which gives backpressure instead).
         let (jobs, receiver) = mpsc::unbounded_channel();
         // One receiver, many workers: the mutex lets them take turns waiting for the next job.
         let receiver = Arc::new(Mutex::new(receiver));
@@ -144,12 +164,15 @@ impl WorkQueue {
         JobHandle { result: result_rx }
     }
 
-    /// Waits until every job pushed or submitted so far has finished (or panicked). The queue
-    /// stays usable: push more and `join` again.
+    /// Waits until no job is queued or running: every job pushed or submitted so far, and any
+    /// pushed while it waits (by a job, say), has finished or panicked. Any number of tasks may
+    /// wait at once; the queue stays usable: push more and `join` again.
     pub async fn join(&self) {
         loop {
-            // Created before the check, so a wake-up between the check and the await is not
-            // lost (`notify_waiters` reaches every `Notified` that exists at the time).
+            // Created *before* the count is read: `notify_waiters` reaches every `Notified` that
+            // exists when it is called, polled or not. Read first and register second, and on a
+            // multi-threaded runtime the last job can end (and notify nobody) in between; this
+            // `join` would then wait for a wake-up that already happened.
             let none_left = self.unfinished.none_left.notified();
             if self.unfinished.count.load(Ordering::Acquire) == 0 {
                 return;
@@ -162,8 +185,14 @@ impl WorkQueue {
 /// One worker: take the next job, run it to completion, repeat until the queue is gone.
 async fn work(jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
     loop {
-        // The lock guard is a temporary of this statement, so it is released *before* the job
-        // runs: holding it during the job would let one worker at a time make progress.
+        // The lock is held across `recv().await` on purpose: only one worker at a time waits on
+        // the queue, and the others wait for the lock, so each job goes to exactly one worker.
+        // That is why this is a `tokio::sync::Mutex` (a `std` guard must not be held across an
+        // `.await`). The guard is a temporary of this `let` statement, so it is dropped at the
+        // `;`, *before* the job runs. Written as `while let Some(job) =
+        // jobs.lock().await.recv().await { job.await }`, or as a `match` on that expression,
+        // the guard would live to the end of the loop body, and the pool would run one job at
+        // a time.
         let next = jobs.lock().await.recv().await;
         match next {
             Some(job) => job.await,
@@ -182,6 +211,9 @@ impl<T> Future for JobHandle<T> {
     type Output = Result<T, JobError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // `oneshot::Receiver` is `Unpin`, so `Pin::new` may pin a plain `&mut` to it (and the
+        // `mut self` above is what lets us take one). Polling it, rather than `try_recv`,
+        // registers `cx`'s waker: the task awaiting this handle is woken when the result comes.
         // The sender is dropped unsent only when the job itself was dropped unfinished.
         Pin::new(&mut self.result)
             .poll(cx)
@@ -209,7 +241,8 @@ impl UnfinishedJob {
 
 impl Drop for UnfinishedJob {
     fn drop(&mut self) {
-        // The last job out wakes the joiners.
+        // The last job out wakes the joiners, *after* the count is down: a joiner woken before
+        // would look, still see this job, and go back to waiting for a wake-up already sent.
         if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.none_left.notify_waiters();
         }
@@ -238,6 +271,15 @@ pub struct Parity {
 
 /// Classifies `numbers` into evens and odds, each number one job on a queue of `concurrency`
 /// workers.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let parity = work_queue::classify([7, 2, 9, 4, 4], 2).await.unwrap();
+/// assert_eq!(parity.evens, [2, 4, 4]);
+/// assert_eq!(parity.odds, [7, 9]);
+/// # }
+/// ```
 pub async fn classify(
     numbers: impl IntoIterator<Item = u64>,
     concurrency: usize,
