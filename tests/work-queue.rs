@@ -26,7 +26,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kata_harness::completion::{alive_tasks, completes_within};
+use kata_harness::completion::{alive_tasks, completes_within, count_polls};
 use kata_harness::leaks::{DropProbe, TaskBaseline, settle};
 use kata_harness::probe::ConcurrencyProbe;
 use kata_harness::report::{check, check_eq, check_seq, fail};
@@ -34,7 +34,7 @@ use kata_harness::timing::{Timeline, assert_elapsed, assert_schedule};
 use kata_harness::{Stage, blocking, ms, stress};
 use rstest::rstest;
 use support::{
-    PATIENCE, Payload, Stuck, count_polls, explode, fewer_at_once, join, join_race, never_returned,
+    PATIENCE, Payload, Stuck, explode, fewer_at_once, join, join_race, never_returned,
     push_from_two_threads, queue, sleeping,
 };
 use tokio::time::Instant;

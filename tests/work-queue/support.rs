@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use kata_harness::completion::completes_within;
@@ -123,39 +123,6 @@ where
     })
     .await;
     pushed.unwrap_or_else(|error| Err(error.to_string()))
-}
-
-/// A future's output and how many times it was polled to get it, or `Err(polls)` when it was
-/// still pending after `limit` polls (it was then dropped).
-pub async fn count_polls<F: Future>(future: F, limit: usize) -> Result<(F::Output, usize), usize> {
-    Polls {
-        future: Box::pin(future),
-        polls: 0,
-        limit,
-    }
-    .await
-}
-
-/// See [`count_polls`].
-struct Polls<F> {
-    future: Pin<Box<F>>,
-    polls: usize,
-    limit: usize,
-}
-
-impl<F: Future> Future for Polls<F> {
-    type Output = Result<(F::Output, usize), usize>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.polls += 1;
-        if let Poll::Ready(output) = self.future.as_mut().poll(cx) {
-            return Poll::Ready(Ok((output, self.polls)));
-        }
-        if self.polls >= self.limit {
-            return Poll::Ready(Err(self.polls));
-        }
-        Poll::Pending
-    }
 }
 
 /// A `join()` that did not return on the multi-threaded runtime.

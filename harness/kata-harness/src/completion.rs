@@ -47,6 +47,27 @@ pub fn completes_within<F: Future>(
     }
 }
 
+/// Awaits `future` and counts how often it was polled; gives up (with the count) after `limit`
+/// polls without an answer.
+///
+/// On the paused clock a timer that fires every millisecond and a wake-up at the right instant
+/// can end at the same virtual time; the number of polls tells them apart. Code that waits to be
+/// woken is polled a handful of times, code that checks on a timer or spins on `yield_now`
+/// hundreds: `Err(polls)` stops such a future before it runs away.
+pub async fn count_polls<F: Future>(future: F, limit: usize) -> Result<(F::Output, usize), usize> {
+    let mut future = std::pin::pin!(future);
+    let mut polls = 0;
+    std::future::poll_fn(|cx| {
+        polls += 1;
+        match future.as_mut().poll(cx) {
+            std::task::Poll::Ready(output) => std::task::Poll::Ready(Ok((output, polls))),
+            std::task::Poll::Pending if polls >= limit => std::task::Poll::Ready(Err(polls)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// What [`assert_deadlocks`] saw when the limit passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadlock {
@@ -135,6 +156,30 @@ mod tests {
         .expect_err("must fail");
         let text = panic.downcast_ref::<String>().expect("a String message");
         assert!(text.contains("3 tokio task(s) alive"), "{text}");
+    }
+
+    #[crate::test]
+    async fn polls_are_counted_and_a_spinning_future_is_stopped() {
+        let (value, polls) = count_polls(
+            async {
+                tokio::time::sleep(ms(100)).await;
+                7
+            },
+            10,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (value, polls),
+            (7, 2),
+            "once to start the timer, once when it fired"
+        );
+        let spinning = async {
+            loop {
+                tokio::task::yield_now().await;
+            }
+        };
+        assert_eq!(count_polls(spinning, 50).await.err(), Some(50));
     }
 
     #[crate::test]
