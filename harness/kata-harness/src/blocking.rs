@@ -202,9 +202,12 @@ pub struct Cost {
 }
 
 impl Cost {
-    /// The figure to compare: CPU time where there is one, busy time otherwise.
+    /// The figure to compare: the smaller of the two measures where there are both. Busy time is
+    /// exact but counts the time the thread lost to other threads on a loaded machine; the CPU
+    /// time the system reports is blind to load but only as fresh as its last scheduler tick
+    /// (a few milliseconds).
     pub fn figure(self) -> Duration {
-        self.cpu.unwrap_or(self.busy)
+        self.cpu.map_or(self.busy, |cpu| cpu.min(self.busy))
     }
 }
 

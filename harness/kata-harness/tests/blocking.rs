@@ -68,18 +68,19 @@ async fn blocking_that_ends_in_the_same_poll_is_seen() {
 
 #[kata_harness::test]
 async fn work_on_the_runtime_costs_cpu_and_offloaded_work_does_not() {
-    let spin = |length: Duration| {
-        let started = std::time::Instant::now();
-        while started.elapsed() < length {
-            std::hint::spin_loop();
+    // A fixed amount of work, not a fixed time: on a loaded machine a time-based spin gets less
+    // CPU, and its cost would vary with the load rather than with where it ran.
+    fn work() {
+        let mut x = 1_u64;
+        for i in 0..5_000_000_u64 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
         }
-    };
-    let alone = blocking::cost_of(|| spin(ms(40)));
-    let ((), here) = blocking::runtime_cost(async { spin(ms(40)) }).await;
+        std::hint::black_box(x);
+    }
+    let alone = blocking::cost_of(work);
+    let ((), here) = blocking::runtime_cost(async { work() }).await;
     let ((), offloaded) = blocking::runtime_cost(async {
-        tokio::task::spawn_blocking(move || spin(ms(40)))
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(work).await.unwrap();
     })
     .await;
     assert!(here.figure() * 2 > alone, "{here} for {alone:?} of work");
