@@ -49,13 +49,16 @@ fn why_first(verdict: Verdict) -> Option<&'static str> {
 }
 
 /// How a failure reads to a learner: a check that failed because it met a `todo!()` (a test
-/// that catches panics to compare their messages, say) is "not started" like any other.
+/// that catches panics to compare their messages, or a `todo!()` that panicked in a task the
+/// test then waited for) is "not started" like any other.
 pub fn effective(result: &TestResult) -> Verdict {
+    const TODO: &str = "not yet implemented";
     let todo = result
         .record
         .as_ref()
         .and_then(|r| r.message.as_deref())
-        .is_some_and(|message| message.contains("not yet implemented"));
+        .is_some_and(|message| message.contains(TODO))
+        || result.output.contains(TODO);
     match result.verdict {
         Verdict::Failed(Outcome::CheckFailed | Outcome::Panicked) if todo => {
             Verdict::Failed(Outcome::NotStarted)
