@@ -439,7 +439,9 @@ pub async fn cancel_race(attempts: usize, budget: Duration) -> Result<(), usize>
                     token.cancel();
                 }
             });
-            let woken = race_calls(
+            let woken = stress::race_calls(
+                KEPT,
+                STUCK,
                 || token.cancelled(),
                 || armed.store(true, Ordering::Release),
             );
@@ -452,39 +454,4 @@ pub async fn cancel_race(attempts: usize, budget: Duration) -> Result<(), usize>
         Ok(())
     })
     .await
-}
-
-/// One attempt's calls: `call()` after `call()`, each polled once, until one is ready at once
-/// (calling `pending()` after each that is not); then whether the last [`KEPT`] pending ones all
-/// finished within [`STUCK`]. The calls live in a ring of pinned slots, so that starting one
-/// costs no allocation: the more calls per microsecond, the better the odds of one landing in
-/// the few nanoseconds of a race.
-async fn race_calls<F: Future<Output = ()>>(call: impl Fn() -> F, pending: impl Fn()) -> bool {
-    let mut slots: Vec<Pin<Box<Option<F>>>> = (0..KEPT).map(|_| Box::pin(None)).collect();
-    let calling = std::time::Instant::now();
-    for made in 0.. {
-        let mut slot = slots[made % KEPT].as_mut();
-        // Drops the call that was here, KEPT calls ago: an abandoned waiter.
-        slot.set(Some(call()));
-        let first = std::future::poll_fn(|cx| {
-            Poll::Ready(slot.as_mut().as_pin_mut().map(|call| call.poll(cx)))
-        });
-        if first.await.is_some_and(|poll| poll.is_ready()) {
-            slot.set(None);
-            break;
-        }
-        pending();
-        if made % 64 == 0 && calling.elapsed() > STUCK {
-            // Never cancelled at all: other tests say why.
-            break;
-        }
-    }
-    let rest = async {
-        for slot in &mut slots {
-            if let Some(call) = slot.as_mut().as_pin_mut() {
-                call.await;
-            }
-        }
-    };
-    tokio::time::timeout(STUCK, rest).await.is_ok()
 }

@@ -4,10 +4,8 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 
 use kata_harness::completion::completes_within;
@@ -181,7 +179,12 @@ pub async fn join_race(attempts: usize, budget: Duration) -> Result<(), Stuck> {
                     std::hint::spin_loop();
                 }
             });
-            let returned = race_calls(|| queue.join(), || armed.store(attempt, Ordering::Release));
+            let returned = stress::race_calls(
+                KEPT,
+                STUCK,
+                || queue.join(),
+                || armed.store(attempt, Ordering::Release),
+            );
             if !returned.await {
                 return Err(Stuck { attempt });
             }
@@ -189,41 +192,6 @@ pub async fn join_race(attempts: usize, budget: Duration) -> Result<(), Stuck> {
         Ok(())
     })
     .await
-}
-
-/// One attempt's calls: `call()` after `call()`, each polled once, until one is ready at once
-/// (calling `pending()` after each that is not); then whether the last [`KEPT`] pending ones all
-/// finished within [`STUCK`]. The calls live in a ring of pinned slots, so that starting one
-/// costs no allocation: the more calls per microsecond, the better the odds of one landing in
-/// the few nanoseconds of a race.
-async fn race_calls<F: Future<Output = ()>>(call: impl Fn() -> F, pending: impl Fn()) -> bool {
-    let mut slots: Vec<Pin<Box<Option<F>>>> = (0..KEPT).map(|_| Box::pin(None)).collect();
-    let calling = std::time::Instant::now();
-    for made in 0.. {
-        let mut slot = slots[made % KEPT].as_mut();
-        // Drops the call that was here, KEPT calls ago: a cancelled join().
-        slot.set(Some(call()));
-        let first = std::future::poll_fn(|cx| {
-            Poll::Ready(slot.as_mut().as_pin_mut().map(|call| call.poll(cx)))
-        });
-        if first.await.is_some_and(|poll| poll.is_ready()) {
-            slot.set(None);
-            break;
-        }
-        pending();
-        if made % 64 == 0 && calling.elapsed() > STUCK {
-            // The count never reached zero: other tests say why.
-            break;
-        }
-    }
-    let rest = async {
-        for slot in &mut slots {
-            if let Some(call) = slot.as_mut().as_pin_mut() {
-                call.await;
-            }
-        }
-    };
-    tokio::time::timeout(STUCK, rest).await.is_ok()
 }
 
 /// The hint for "fewer jobs ran at once than there are workers", by what was seen: one at a time
