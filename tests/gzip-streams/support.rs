@@ -14,9 +14,9 @@ use gzip_streams::{GzipError, gunzip_streaming, gzip_buffered, gzip_streaming};
 use kata_harness::blocking;
 pub use kata_harness::blocking::{Cost, cost_of, runtime_cost};
 use kata_harness::data;
-use kata_harness::files::{Gate, PipeFeeder, TestDir};
+use kata_harness::files::{Gate, PipeFeeder, TestDir, check_left_alone, read_output};
 use kata_harness::heap::{self, HeapReport};
-use kata_harness::report::{check, check_bytes, check_eq, fail, show_bytes};
+use kata_harness::report::{check, check_bytes, check_eq, check_stream, fail, show_bytes};
 use kata_harness::{Hint, ms};
 
 // The hints that several tests give are the suite's; the fixtures here give them too.
@@ -403,51 +403,6 @@ pub fn check_io_kind(what: &str, error: &GzipError, kind: io::ErrorKind, hint: &
     );
 }
 
-/// Checks that the directory holds exactly `names` after `when`.
-#[track_caller]
-pub fn check_listing(dir: &TestDir, names: &[&str], when: &str, hint: &Hint) {
-    let mut expected: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-    expected.sort();
-    check_eq(
-        &format!("the files in the directory after {when}"),
-        dir.listing(),
-        expected,
-        hint,
-    );
-}
-
-/// Checks that `dst` is as it was (`before`, or absent) after `when`, and that the directory
-/// holds `names` and nothing else: no temporary file, no half-written output.
-#[track_caller]
-pub fn check_left_alone(
-    dir: &TestDir,
-    (dst, before): (&str, Option<&[u8]>),
-    names: &[&str],
-    when: &str,
-    hint: &Hint,
-) {
-    check_bytes(
-        &format!("{dst} after {when} (it must be as it was before the call)"),
-        &dir.read(dst),
-        before,
-        hint,
-    );
-    check_listing(dir, names, when, hint);
-}
-
-/// The bytes of the file `name`, failing the test with `hint` if there is none.
-#[track_caller]
-pub fn read_output(dir: &TestDir, name: &str, hint: &Hint) -> Vec<u8> {
-    dir.read(name).unwrap_or_else(|| {
-        fail(
-            &format!("{name} after a call that reported success"),
-            "no file",
-            "the output, renamed onto dst",
-            hint,
-        )
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // The runtime's thread: CPU time, and sources that pause
 // ---------------------------------------------------------------------------------------------
@@ -559,69 +514,13 @@ fn write_log_gz(dir: &TestDir, name: &str, len: usize, level: u32) -> PathBuf {
     path
 }
 
-/// Reads until `buf` is full or the reader ends; returns how much it read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
-/// The hints of a check of a large output: one for bytes that differ from what was expected,
-/// one for an output that cannot be read at all (not gzip, cut short).
-#[derive(Clone, Copy)]
-pub struct StreamHints<'a> {
-    pub content: &'a Hint,
-    pub unreadable: &'a Hint,
-}
-
-/// Checks, 64 KiB at a time, that `actual` gives the bytes `expected` gives; the report names
-/// the block where they first differ. Never holds more than two blocks.
-#[track_caller]
-pub fn check_stream(
-    what: &str,
-    mut actual: impl Read,
-    mut expected: impl Read,
-    hints: StreamHints<'_>,
-) {
-    let (mut a, mut e) = (vec![0; 64 * KIB], vec![0; 64 * KIB]);
-    let mut offset = 0;
-    loop {
-        let got = read_full(&mut actual, &mut a).unwrap_or_else(|error| {
-            fail(
-                &format!("{what}: cannot be read past byte {offset}"),
-                error,
-                "the whole output, readable to its end",
-                hints.unreadable,
-            )
-        });
-        let want = read_full(&mut expected, &mut e).expect("the expected bytes are made in memory");
-        if a[..got] != e[..want] {
-            check_bytes(
-                &format!("{what}, the 64 KiB from byte {offset} on"),
-                &a[..got],
-                &e[..want],
-                hints.content,
-            );
-        }
-        if want == 0 {
-            return;
-        }
-        offset += want;
-    }
-}
-
 /// Checks that the gzip file at `path` is one gzip stream that decodes to what `expected`
 /// gives, decoding it block by block.
 #[track_caller]
-pub fn check_gz_file(what: &str, path: &Path, expected: impl Read, hints: StreamHints<'_>) {
+pub fn check_gz_file(what: &str, path: &Path, expected: impl Read, hint: &Hint, unreadable: &Hint) {
     let file = std::fs::File::open(path).expect("cannot open the output");
     let mut decoder = flate2::bufread::GzDecoder::new(BufReader::new(file));
-    check_stream(what, &mut decoder, expected, hints);
+    check_stream(what, &mut decoder, expected, hint, unreadable);
     let rest = decoder
         .into_inner()
         .fill_buf()
@@ -632,7 +531,7 @@ pub fn check_gz_file(what: &str, path: &Path, expected: impl Read, hints: Stream
             &format!("{what}: bytes after the end of the gzip stream"),
             format_args!("more bytes after the gzip stream's trailer (at least {rest})"),
             "one gzip stream, and nothing after it",
-            hints.unreadable,
+            unreadable,
         );
     }
 }

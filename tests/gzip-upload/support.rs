@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use gzip_upload::{Cap, Config, Limits, Server, Shutdown, UploadError, receive};
 use kata_harness::files::TestDir;
-use kata_harness::report::{check, check_bytes, check_eq, fail};
+use kata_harness::report::{check, check_eq, check_stream, fail};
 use kata_harness::timing::At;
 use kata_harness::{Hint, data};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
@@ -489,51 +489,6 @@ pub fn check_io_kind(what: &str, error: &UploadError, expected: io::ErrorKind, h
 // Files and directories
 // ---------------------------------------------------------------------------------------------
 
-/// Checks that the directory holds exactly `names` after `when`.
-#[track_caller]
-pub fn check_listing(dir: &TestDir, names: &[&str], when: &str, hint: &Hint) {
-    let mut expected: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-    expected.sort();
-    check_eq(
-        &format!("the files in the directory after {when}"),
-        dir.listing(),
-        expected,
-        hint,
-    );
-}
-
-/// Checks that `name` is as it was (`before`, or absent) after `when`, and that the directory
-/// holds `names` and nothing else: no temporary file, no half-written output.
-#[track_caller]
-pub fn check_left_alone(
-    dir: &TestDir,
-    (name, before): (&str, Option<&[u8]>),
-    names: &[&str],
-    when: &str,
-    hint: &Hint,
-) {
-    check_bytes(
-        &format!("{name} after {when} (it must be as it was before)"),
-        &dir.read(name),
-        before,
-        hint,
-    );
-    check_listing(dir, names, when, hint);
-}
-
-/// The bytes of the file `name`, failing the test with `hint` if there is none.
-#[track_caller]
-pub fn read_output(dir: &TestDir, name: &str, hint: &Hint) -> Vec<u8> {
-    dir.read(name).unwrap_or_else(|| {
-        fail(
-            &format!("{name} after an upload that reported success"),
-            "no file",
-            "the upload, renamed onto its destination",
-            hint,
-        )
-    })
-}
-
 /// The names in the directory other than `known`: temporary files.
 pub fn others(dir: &TestDir, known: &[&str]) -> Vec<String> {
     dir.listing()
@@ -579,22 +534,10 @@ pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) ->
     true
 }
 
-/// Reads until `buf` is full or the reader ends; returns how much it read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
 /// Checks, 64 KiB at a time, that the file `name` holds the bytes `expected` gives; the report
 /// names the block where they first differ. Never holds more than two blocks.
 #[track_caller]
-pub fn check_file(dir: &TestDir, name: &str, mut expected: impl Read, hint: &Hint) {
+pub fn check_file(dir: &TestDir, name: &str, expected: impl Read, hint: &Hint) {
     let file = std::fs::File::open(dir.path(name)).unwrap_or_else(|error| {
         fail(
             &format!("{name} after an upload that reported success"),
@@ -603,25 +546,7 @@ pub fn check_file(dir: &TestDir, name: &str, mut expected: impl Read, hint: &Hin
             hint,
         )
     });
-    let mut actual = BufReader::new(file);
-    let (mut a, mut e) = (vec![0; 64 * KIB], vec![0; 64 * KIB]);
-    let mut offset = 0;
-    loop {
-        let got = read_full(&mut actual, &mut a).expect("cannot read the output");
-        let want = read_full(&mut expected, &mut e).expect("the expected bytes are made in memory");
-        if a[..got] != e[..want] {
-            check_bytes(
-                &format!("{name}, the 64 KiB from byte {offset} on"),
-                &a[..got],
-                &e[..want],
-                hint,
-            );
-        }
-        if want == 0 {
-            return;
-        }
-        offset += want;
-    }
+    check_stream(name, BufReader::new(file), expected, hint, hint);
 }
 
 /// The largest file this process may write, found by writing one; `None` outside a test run

@@ -21,6 +21,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use crate::hint::Hint;
+use crate::report::{check_bytes, check_eq, fail};
+
 /// A temporary directory for one test's files; deleted when dropped.
 #[derive(Debug)]
 pub struct TestDir {
@@ -131,6 +134,53 @@ impl TestDir {
     }
 }
 
+/// Checks that the directory holds exactly `names` (in any order) after `when`: no temporary
+/// file left, no output missing.
+#[track_caller]
+pub fn check_listing(dir: &TestDir, names: &[&str], when: &str, hint: &Hint) {
+    let mut expected: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+    expected.sort();
+    check_eq(
+        &format!("the files in the directory after {when}"),
+        dir.listing(),
+        expected,
+        hint,
+    );
+}
+
+/// Checks that the file `name` is as it was (`before`, or absent) after `when`, and that the
+/// directory holds `names` and nothing else: what a failed write must leave behind.
+#[track_caller]
+pub fn check_left_alone(
+    dir: &TestDir,
+    (name, before): (&str, Option<&[u8]>),
+    names: &[&str],
+    when: &str,
+    hint: &Hint,
+) {
+    check_bytes(
+        &format!("{name} after {when} (it must be as it was before)"),
+        &dir.read(name),
+        before,
+        hint,
+    );
+    check_listing(dir, names, when, hint);
+}
+
+/// The bytes of the file `name`, which a call that reported success must have written; fails
+/// the test with `hint` if there is no such file.
+#[track_caller]
+pub fn read_output(dir: &TestDir, name: &str, hint: &Hint) -> Vec<u8> {
+    dir.read(name).unwrap_or_else(|| {
+        fail(
+            &format!("{name} after a call that reported success"),
+            "no file",
+            "the output, renamed onto its destination",
+            hint,
+        )
+    })
+}
+
 /// When a [`PipeFeeder`] writes each part after the first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -212,6 +262,36 @@ impl PipeFeeder {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_directory_is_checked_for_leftovers_and_outputs() {
+        let dir = TestDir::new();
+        dir.write("dst", "old");
+        dir.write("src", "new");
+        let hint = crate::Stage::new("kata", 1).hint("h");
+        check_left_alone(
+            &dir,
+            ("dst", Some(b"old")),
+            &["src", "dst"],
+            "a failure",
+            &hint,
+        );
+        assert_eq!(read_output(&dir, "src", &hint), b"new");
+        dir.write(".dst.tmp", "half");
+        let message = std::panic::catch_unwind(|| {
+            check_listing(&dir, &["dst", "src"], "a failure", &hint);
+        })
+        .map_err(|payload| crate::report::panic_text(payload.as_ref()))
+        .expect_err("a temporary file is left");
+        assert!(message.contains(".dst.tmp"), "{message}");
+        let message = std::panic::catch_unwind(|| read_output(&dir, "out", &hint))
+            .map_err(|payload| crate::report::panic_text(payload.as_ref()))
+            .expect_err("there is no output");
+        assert!(
+            message.contains("out after a call that reported success"),
+            "{message}"
+        );
+    }
     use super::*;
 
     #[test]

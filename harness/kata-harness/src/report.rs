@@ -259,6 +259,59 @@ pub fn check_bytes<'a>(
     );
 }
 
+/// Checks, 64 KiB at a time, that `actual` gives the bytes `expected` gives, without holding
+/// more than two blocks (so it checks outputs of hundreds of MiB, and a test of memory stays a
+/// test of the code under test). The report names the block where they first differ, with
+/// [`check_bytes`]'s detail; `unreadable` is the hint when `actual` fails to read (a gzip
+/// decoder over output that is not gzip, a file cut short).
+#[track_caller]
+pub fn check_stream(
+    what: &str,
+    mut actual: impl std::io::Read,
+    mut expected: impl std::io::Read,
+    hint: &Hint,
+    unreadable: &Hint,
+) {
+    const BLOCK: usize = 64 * 1024;
+    let (mut a, mut e) = (vec![0; BLOCK], vec![0; BLOCK]);
+    let mut offset = 0;
+    loop {
+        let got = read_full(&mut actual, &mut a).unwrap_or_else(|error| {
+            fail(
+                &format!("{what}: cannot be read past byte {offset}"),
+                error,
+                "the whole output, readable to its end",
+                unreadable,
+            )
+        });
+        let want = read_full(&mut expected, &mut e).expect("the expected bytes cannot be read");
+        if a[..got] != e[..want] {
+            check_bytes(
+                &format!("{what}, the 64 KiB from byte {offset} on"),
+                &a[..got],
+                &e[..want],
+                hint,
+            );
+        }
+        if want == 0 {
+            return;
+        }
+        offset += want;
+    }
+}
+
+/// Reads until `buf` is full or the reader ends; returns how much it read.
+fn read_full(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
 /// The text of a panic's payload: what `panic!` was given, whatever its type.
 pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -276,6 +329,59 @@ pub fn panic_with_string(message: impl Display) -> ! {
 
 #[cfg(test)]
 mod tests {
+
+    /// A reader that gives its bytes three at a time, then fails if asked to.
+    struct Trickle<'a>(&'a [u8], bool);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() && self.1 {
+                return Err(std::io::Error::other("cut short"));
+            }
+            let n = self.0.len().min(buf.len()).min(3);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// The message of the panic `check` ends in.
+    fn panic_message(check: impl FnOnce()) -> String {
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check))
+            .expect_err("the check passed");
+        panic_text(payload.as_ref())
+    }
+
+    #[test]
+    fn check_stream_compares_whole_streams_in_blocks() {
+        let big: Vec<u8> = (0..200_000_u32).map(|i| (i % 251) as u8).collect();
+        let hint = crate::Stage::new("kata", 1).hint("h");
+        check_stream("same", Trickle(&big, false), &big[..], &hint, &hint);
+        let mut changed = big.clone();
+        changed[150_000] ^= 1;
+        let message = panic_message(|| {
+            check_stream("the output", &changed[..], &big[..], &hint, &hint);
+        });
+        assert!(
+            message.contains("the 64 KiB from byte 131072 on")
+                && message.contains("first difference at byte 18928"),
+            "{message}"
+        );
+        let message = panic_message(|| {
+            check_stream("short", &big[..1000], &big[..], &hint, &hint);
+        });
+        assert!(
+            message.contains("the first 1000 bytes right, then it ends"),
+            "{message}"
+        );
+        let message = panic_message(|| {
+            check_stream("broken", Trickle(&big[..10], true), &big[..], &hint, &hint);
+        });
+        assert!(
+            message.contains("broken: cannot be read past byte 0"),
+            "{message}"
+        );
+    }
     use super::*;
     use crate::hint::Stage;
 
