@@ -63,11 +63,12 @@ profile *args: _runner
 bench:
     benches/bench.sh
 
-# The I/O katas against cat and gzip on files of `size` MiB made in `dir` (release; not in ci)
+# The I/O katas against cat, gzip and a buffering upload server on files of `size` MiB made in `dir` (release; not in ci)
 [group('maintain')]
 bench-io size="256" dir="target/bench-io":
     cargo run --quiet --release --locked --package kata-benches --bin concat-files-bench -- --dir "$2/concat-files" --size-mib "$1"
     cargo run --quiet --release --locked --package kata-benches --bin gzip-streams-bench -- --dir "$2/gzip-streams" --size-mib "$1"
+    cargo run --quiet --release --locked --package kata-benches --bin gzip-upload-bench -- --dir "$2/gzip-upload" --size-mib "$1"
 
 # The stub check: every test fails on the untouched stub and passes on the solution
 [group('maintain')]

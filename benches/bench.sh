@@ -5,7 +5,8 @@
 # adds the feedback-loop rows, which are about the repository rather than one crate.
 #
 # BENCH_SKIP_COLD_CI=1 skips the cold `just ci` row (it builds everything from scratch);
-# BENCH_SKIP_IO=1 skips the I/O katas' comparisons with cat and gzip (hundreds of MiB of files).
+# BENCH_SKIP_IO=1 skips the I/O katas' comparisons with cat, gzip and a buffering upload server
+# (hundreds of MiB of files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,8 +58,9 @@ if [ "${BENCH_SKIP_COLD_CI:-0}" != 1 ]; then
     printf '| Feedback: cold `just ci` (fresh clone, empty target dir, crates cached) | %.0f s | | | | < 30 min |\n' "$cold" >>"$rows"
 fi
 
-# The I/O katas' comparisons with cat and gzip, where those katas exist (also `just bench-io`).
-for kata in concat-files gzip-streams; do
+# The I/O katas' comparisons with cat, gzip and a buffering upload server, where those katas
+# exist (also `just bench-io`).
+for kata in concat-files gzip-streams gzip-upload; do
     if [ "${BENCH_SKIP_IO:-0}" != 1 ] && [ -f "benches/src/bin/$kata-bench.rs" ]; then
         echo "running $kata's bench (release)..." >&2
         {
