@@ -169,7 +169,8 @@ pub fn run(kata: Option<&str>, stage: Option<&str>, all: bool) -> Result<ExitCod
         );
     } else {
         println!(
-            "That is every hint of stage {stage}. Each failing test also says what it expected and              gives a hint of its own: {}",
+            "That is every hint of stage {stage}. Each failing test also says what it expected \
+             and gives a hint of its own: {}",
             style::bold(&format!("just test {} {stage}", kata.name))
         );
     }
