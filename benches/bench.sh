@@ -88,13 +88,23 @@ done
 ## Reading the figures
 
 - **PCLimit vs a bare semaphore.** Both spawn a task per job. PCLimit also keeps its own queue
-  (a `BTreeMap` behind a mutex, so jobs start in call order on any runtime and can be removed
-  when cancelled), exact active/pending counts, and a oneshot per job to hand over the slot; on
-  no-op jobs that bookkeeping is the whole cost. `join_all` and `buffer_unordered` without tasks
-  are cheaper still because nothing runs in parallel: every job is polled by one task.
+  (a `VecDeque` behind a mutex, in call order, so jobs start in call order on any runtime; a
+  cancelled job is found by binary search on its number), exact active/pending counts, and a
+  oneshot per job to hand over the slot; on no-op jobs that bookkeeping is the whole cost.
+  `join_all` and `buffer_unordered` without tasks are cheaper still because nothing runs in
+  parallel: every job is polled by one task. Spawning each job's task only once it is admitted
+  comes close to the semaphore, but the handle then needs a per-job cell shared with the queue
+  (the abort handle exists only from admission on, and an abort racing the admission must not
+  be lost): more machinery than the kata teaches, so the reference does not.
 - **Work queue.** The multi-threaded figure is mostly hand-offs between threads (a job pushed on
   one thread, run by a worker on another, its result woken on a third); the current-thread row
-  shows the same code without them.
+  shows the same code without them. The `std_pool` rows run the same fixed pool (one queue in
+  push order, jobs boxed, panics caught, results by oneshot) with one thing changed: a `std`
+  `Mutex<VecDeque>` held only to pop a job, and a `Notify` for idle workers, instead of the
+  reference's `tokio::sync::Mutex` around an mpsc receiver, which each worker hands to the next
+  (a task wake-up per job). So a fixed pool on one queue can reach the semaphore's figure on
+  tokio; the reference keeps the tokio mutex because the kata teaches that design and its trap
+  (a guard held across the job), which the `std` design turns into a compile error.
 - **Python peers.** The jobs do nothing, so the figures are each runtime's cost per job, not
   work: asyncio runs everything on one thread without atomics, while the Rust side pays for
   allocation per job and thread-safe hand-offs, and still wins by the ratio shown, short of the

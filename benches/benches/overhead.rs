@@ -6,10 +6,11 @@
 //! spawning and collecting results.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::join_all;
-use kata_benches::{median_time, per_item, python_peer, row};
+use kata_benches::{median_times_in_turns, per_item, python_peer, row};
 use pclimit::PCLimit;
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
@@ -67,14 +68,21 @@ async fn buffer_unordered() {
 fn main() {
     // The runtime a learner's program would have: multi-threaded, one worker per core.
     let runtime = Runtime::new().expect("a tokio runtime");
-    let ours = median_time(RUNS, || runtime.block_on(pclimit()));
-    let spawned = median_time(RUNS, || runtime.block_on(semaphore_spawned()));
-    let joined = median_time(RUNS, || runtime.block_on(semaphore_joined()));
-    let buffered = median_time(RUNS, || runtime.block_on(buffer_unordered()));
+    let [ours, spawned, joined, buffered] = median_times_in_turns(
+        RUNS,
+        &mut [
+            &mut || runtime.block_on(pclimit()),
+            &mut || runtime.block_on(semaphore_spawned()),
+            &mut || runtime.block_on(semaphore_joined()),
+            &mut || runtime.block_on(buffer_unordered()),
+        ],
+    )[..] else {
+        unreachable!("one median per contender");
+    };
 
     let what = "PCLimit, per job (100,000 no-op jobs, c = 16)";
     let ours_figure = per_item(ours, JOBS);
-    let ratio = |peer: std::time::Duration| ours.as_secs_f64() / peer.as_secs_f64();
+    let ratio = |peer: Duration| ours.as_secs_f64() / peer.as_secs_f64();
     row(
         what,
         &ours_figure,

@@ -9,18 +9,29 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The median wall time of `runs` calls of `run` (after one unmeasured warm-up call).
-pub fn median_time(runs: usize, mut run: impl FnMut()) -> Duration {
-    run();
-    let mut times: Vec<Duration> = (0..runs.max(1))
-        .map(|_| {
+/// The median wall time of each of `contenders` over `runs` rounds (after one unmeasured
+/// warm-up round). Each round runs every contender once, in turn, so a burst of load from
+/// another process hits all of them alike instead of the one that happened to be running: the
+/// ratios between them are what a benchmark on a shared machine can trust.
+pub fn median_times_in_turns(runs: usize, contenders: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
+    let runs = runs.max(1);
+    let mut times = vec![Vec::with_capacity(runs); contenders.len()];
+    for round in 0..=runs {
+        for (run, times) in contenders.iter_mut().zip(&mut times) {
             let start = Instant::now();
             run();
-            start.elapsed()
+            if round > 0 {
+                times.push(start.elapsed());
+            }
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut times| {
+            times.sort_unstable();
+            times[times.len() / 2]
         })
-        .collect();
-    times.sort_unstable();
-    times[times.len() / 2]
+        .collect()
 }
 
 /// Runs a Python asyncio peer from `benches/python/peers.py` with `args`, and returns the

@@ -12,7 +12,11 @@
 //! - The slot is a guard ([`Slot`]) owned by the job's task, so it is returned however the job
 //!   ends: finished, failed, panicked or aborted. No code path has to remember to release it.
 //! - The queue is ordered by call number, so jobs start in call order whatever order the tasks
-//!   happen to be polled in; it is a map, so a cancelled job can be taken out of the middle.
+//!   happen to be polled in. It is a `VecDeque`: `run` pushes at the back, slots go to the
+//!   front, and a cancelled job is found by binary search on its number (numbers only grow, so
+//!   the queue stays sorted; taking one out of the middle shifts the rest, but cancelling is
+//!   rare next to starting). A `BTreeMap` keyed by number works too, but allocates and
+//!   rebalances as jobs come and go: on no-op jobs the whole limiter was a fifth slower with it.
 //! - Slots are only handed out from inside the runtime (the new task's first poll, a finishing
 //!   job, a limit change), never inside `run` itself: like p-limit up to version 6, work always
 //!   starts asynchronously and a job counts as pending until then, so `run` behaves the same
@@ -22,7 +26,7 @@
 //! - The limiter's state lives in an `Arc` shared by every clone, every task and every handle,
 //!   so dropping the last `PCLimit` cancels nothing.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -97,8 +101,8 @@ struct State {
     concurrency: usize,
     /// Jobs holding a slot.
     active: usize,
-    /// Jobs waiting for a slot, by call number: the first entry is the oldest.
-    waiting: BTreeMap<u64, oneshot::Sender<Admission>>,
+    /// Jobs waiting for a slot, with their call numbers, oldest first.
+    waiting: VecDeque<(u64, oneshot::Sender<Admission>)>,
     next_call: u64,
     reject_on_clear: bool,
 }
@@ -119,7 +123,7 @@ impl PCLimit {
         let state = State {
             concurrency,
             active: 0,
-            waiting: BTreeMap::new(),
+            waiting: VecDeque::new(),
             next_call: 0,
             reject_on_clear: false,
         };
@@ -154,7 +158,7 @@ impl PCLimit {
             let mut state = self.shared.lock();
             let call = state.next_call;
             state.next_call += 1;
-            state.waiting.insert(call, admit);
+            state.waiting.push_back((call, admit));
             call
         };
         let shared = self.shared.clone();
@@ -215,7 +219,7 @@ impl PCLimit {
             (std::mem::take(&mut state.waiting), state.reject_on_clear)
         };
         let count = cleared.len();
-        for admit in cleared.into_values() {
+        for (_, admit) in cleared {
             if reject {
                 let _ = admit.send(Admission::Cleared);
             }
@@ -279,7 +283,7 @@ impl Shared {
                     change(&mut state);
                 }
                 let next = if state.active < state.concurrency {
-                    state.waiting.pop_first()
+                    state.waiting.pop_front()
                 } else {
                     None
                 };
@@ -312,6 +316,15 @@ impl Shared {
 impl State {
     fn is_idle(&self) -> bool {
         self.active == 0 && self.waiting.is_empty()
+    }
+
+    /// Takes job `call` out of the queue if it is still waiting.
+    fn remove_waiting(&mut self, call: u64) -> Option<oneshot::Sender<Admission>> {
+        let index = self
+            .waiting
+            .binary_search_by_key(&call, |&(call, _)| call)
+            .ok()?;
+        self.waiting.remove(index).map(|(_, admit)| admit)
     }
 }
 
@@ -346,7 +359,7 @@ impl<T> RunHandle<T> {
     /// next `.await` and its slot returned. Awaiting the handle then gives
     /// [`RunError::Cancelled`].
     pub fn abort(&self) {
-        let removed = self.shared.lock().waiting.remove(&self.call).is_some();
+        let removed = self.shared.lock().remove_waiting(self.call).is_some();
         if removed {
             self.shared.notify_if_idle();
         }
