@@ -915,6 +915,7 @@ fn check_status(what: &str, answer: &Answer, expected: u16, hint: &kata_harness:
 #[case::with_a_content_length("report.txt", false)]
 #[case::chunked("report.txt", true)]
 #[case::a_name_with_dots_dashes_and_underscores("my-report_2024.v2.txt", false)]
+#[case::the_longest_name_allowed(&"n".repeat(255), false)]
 #[kata_harness::test]
 async fn stage2_an_upload_is_stored_and_answered_201_with_its_size(
     #[case] name: &str,
