@@ -102,8 +102,10 @@ done
   push order, jobs boxed, panics caught, results by oneshot) with one thing changed: a `std`
   `Mutex<VecDeque>` held only to pop a job, and a `Notify` for idle workers, instead of the
   reference's `tokio::sync::Mutex` around an mpsc receiver, which each worker hands to the next
-  (a task wake-up per job). So a fixed pool on one queue can reach the semaphore's figure on
-  tokio; the reference keeps the tokio mutex because the kata teaches that design and its trap
+  (a task wake-up per job). On one thread that saves a trip through the scheduler per job and
+  the sketch is clearly cheaper; across threads, on a quiet machine, waking idle workers costs
+  about what the mutex hand-off does, and the sketch is no faster (on a loaded machine it looked
+  faster). The reference keeps the tokio mutex because the kata teaches that design and its trap
   (a guard held across the job), which the `std` design turns into a compile error.
 - **Python peers.** The jobs do nothing, so the figures are each runtime's cost per job, not
   work: asyncio runs everything on one thread without atomics, while the Rust side pays for
