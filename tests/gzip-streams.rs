@@ -24,18 +24,18 @@ use std::time::Duration;
 
 use gzip_streams::{gunzip_streaming, gzip_buffered, gzip_streaming};
 use kata_harness::completion::completes_within;
+use kata_harness::data::NumberedLog;
 use kata_harness::files::{Gate, TestDir, check_left_alone, check_listing, read_output};
 use kata_harness::report::{check, check_bytes, check_eq, check_stream, fail, show_bytes};
 use kata_harness::{Stage, data, heap, in_own_process, ms, stress};
 use rstest::rstest;
 use support::Function::{self, GunzipStreaming, GzipBuffered, GzipStreaming};
 use support::{
-    Fill, Input, KIB, Kind, MIB, NumberedLog, Source, TOOL_GZ, TOOL_TEXT, append_garbage,
-    change_the_crc, change_the_length, change_the_method, check_bad_input, check_error,
-    check_gz_file, check_io_kind, check_level, check_off_the_runtime_thread, check_slow_source,
-    cost_of, decode, expect_ok, file_size_limit_here, flate2_gzip, gzip_tool, measured_on_log,
-    overflowing_source, overwrite_the_middle, peak_for, runtime_cost, sample_gz, skip_without_gzip,
-    split,
+    Fill, Input, KIB, Kind, MIB, Source, TOOL_GZ, TOOL_TEXT, append_garbage, change_the_crc,
+    change_the_length, change_the_method, check_bad_input, check_error, check_gz_file,
+    check_io_kind, check_level, check_off_the_runtime_thread, check_slow_source, cost_of, decode,
+    expect_ok, file_size_limit_here, flate2_gzip, gzip_tool, measured_on_log, overflowing_source,
+    overwrite_the_middle, peak_for, runtime_cost, sample_gz, skip_without_gzip, split,
 };
 
 const STAGE1: Stage = Stage::new("gzip-streams", 1);

@@ -33,6 +33,7 @@ use gzip_upload::{
     upload,
 };
 use kata_harness::completion::completes_within;
+use kata_harness::data::NumberedLog;
 use kata_harness::files::{TestDir, check_left_alone, check_listing, read_output};
 use kata_harness::leaks::TaskBaseline;
 use kata_harness::report::{check, check_bytes, check_eq, check_seq, fail, show_bytes};
@@ -40,11 +41,10 @@ use kata_harness::timing::{At, assert_elapsed};
 use kata_harness::{Stage, blocking, data, heap, ms};
 use rstest::rstest;
 use support::{
-    Answer, Broken, Counted, Damage, Input, KIB, Kind, Loopback, MIB, NumberedLog, ROOMY, Ready,
-    Req, Zeros, ask, check_error, check_file, check_io_kind, check_limit, connect, eventually,
-    expect_ok, file_size_limit_here, gzip, gzip_log, letters, others, pipe, receive_gz,
-    recorded_connection, request_head, sample_gz, sample_output, send_body, settings, size,
-    within_real_time, zip_bomb,
+    Answer, Broken, Counted, Damage, Input, KIB, Kind, Loopback, MIB, ROOMY, Ready, Req, Zeros,
+    ask, check_error, check_file, check_io_kind, check_limit, connect, eventually, expect_ok,
+    file_size_limit_here, gzip, gzip_log, letters, others, pipe, receive_gz, recorded_connection,
+    request_head, sample_gz, sample_output, send_body, settings, size, within_real_time, zip_bomb,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use gzip_streams::{GzipError, gunzip_streaming, gzip_buffered, gzip_streaming};
 use kata_harness::blocking;
 pub use kata_harness::blocking::{Cost, cost_of, runtime_cost};
-use kata_harness::data;
+use kata_harness::data::{self, NumberedLog};
 use kata_harness::files::{Gate, PipeFeeder, TestDir, check_left_alone, read_output};
 use kata_harness::heap::{self, HeapReport};
 use kata_harness::report::{check, check_bytes, check_eq, check_stream, fail, show_bytes};
@@ -444,57 +444,6 @@ pub fn split(bytes: &[u8], parts: usize) -> Vec<Vec<u8>> {
 // ---------------------------------------------------------------------------------------------
 // Large files, made and checked block by block
 // ---------------------------------------------------------------------------------------------
-
-/// Numbered log lines (`00000001 GET /index.html ...`), `len` bytes of them, made as they are
-/// read: a large input that never sits in memory, where every line says where it belongs (a
-/// chunk lost, doubled or out of place always shows), and that compresses fast, which keeps
-/// the tests quick.
-pub struct NumberedLog {
-    line: [u8; 64],
-    at: usize,
-    number: u32,
-    left: u64,
-}
-
-impl NumberedLog {
-    pub fn new(len: usize) -> Self {
-        let mut log = Self {
-            line: *b"00000000 GET /index.html 200 took 3 ms from 10.0.0.7 user=alice\n",
-            at: 0,
-            number: 0,
-            left: len as u64,
-        };
-        log.next_line();
-        log
-    }
-
-    fn next_line(&mut self) {
-        self.number += 1;
-        let mut rest = self.number;
-        for digit in self.line[..8].iter_mut().rev() {
-            *digit = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
-        self.at = 0;
-    }
-}
-
-impl Read for NumberedLog {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() && self.left > 0 {
-            if self.at == self.line.len() {
-                self.next_line();
-            }
-            let take = (self.line.len() - self.at)
-                .min(buf.len() - filled)
-                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-            buf[filled..filled + take].copy_from_slice(&self.line[self.at..self.at + take]);
-            (self.at, filled, self.left) = (self.at + take, filled + take, self.left - take as u64);
-        }
-        Ok(filled)
-    }
-}
 
 /// Writes `len` bytes of [`NumberedLog`] to `name`, as they are made.
 fn write_log(dir: &TestDir, name: &str, len: usize) -> PathBuf {

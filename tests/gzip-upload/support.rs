@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use gzip_upload::{Cap, Config, Limits, Server, Shutdown, UploadError, receive};
+use kata_harness::data::NumberedLog;
 use kata_harness::files::TestDir;
 use kata_harness::report::{check, check_eq, check_stream, fail};
 use kata_harness::timing::At;
@@ -110,56 +111,6 @@ pub fn letters(len: usize) -> Vec<u8> {
         *byte = b'a' + (*byte & 15);
     }
     bytes
-}
-
-/// Numbered log lines (`00000001 GET /index.html ...`), `len` bytes of them, made as they are
-/// read: a large input that never sits in memory, where every line says where it belongs (a
-/// chunk lost, doubled or out of place always shows), and that compresses fast.
-pub struct NumberedLog {
-    line: [u8; 64],
-    at: usize,
-    number: u32,
-    left: u64,
-}
-
-impl NumberedLog {
-    pub fn new(len: usize) -> Self {
-        let mut log = Self {
-            line: *b"00000000 GET /index.html 200 took 3 ms from 10.0.0.7 user=alice\n",
-            at: 0,
-            number: 0,
-            left: len as u64,
-        };
-        log.next_line();
-        log
-    }
-
-    fn next_line(&mut self) {
-        self.number += 1;
-        let mut rest = self.number;
-        for digit in self.line[..8].iter_mut().rev() {
-            *digit = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
-        self.at = 0;
-    }
-}
-
-impl Read for NumberedLog {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() && self.left > 0 {
-            if self.at == self.line.len() {
-                self.next_line();
-            }
-            let take = (self.line.len() - self.at)
-                .min(buf.len() - filled)
-                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-            buf[filled..filled + take].copy_from_slice(&self.line[self.at..self.at + take]);
-            (self.at, filled, self.left) = (self.at + take, filled + take, self.left - take as u64);
-        }
-        Ok(filled)
-    }
 }
 
 /// The gzip (level 1, quick to make) of `len` bytes of [`NumberedLog`], made block by block.

@@ -84,8 +84,74 @@ pub fn text(len: usize) -> Vec<u8> {
     out
 }
 
+/// Numbered log lines (`00000001 GET /index.html ...`), `len` bytes of them, made as they are
+/// read: a large input that never sits in memory, where every line says where it belongs (a
+/// chunk lost, doubled or out of place always shows), and that compresses fast, which keeps
+/// the tests quick.
+pub struct NumberedLog {
+    line: [u8; 64],
+    at: usize,
+    number: u32,
+    left: u64,
+}
+
+impl NumberedLog {
+    /// `len` bytes of log lines, numbered from 1.
+    pub fn new(len: usize) -> Self {
+        let mut log = Self {
+            line: *b"00000000 GET /index.html 200 took 3 ms from 10.0.0.7 user=alice\n",
+            at: 0,
+            number: 0,
+            left: len as u64,
+        };
+        log.next_line();
+        log
+    }
+
+    fn next_line(&mut self) {
+        self.number += 1;
+        let mut rest = self.number;
+        for digit in self.line[..8].iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        self.at = 0;
+    }
+}
+
+impl std::io::Read for NumberedLog {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() && self.left > 0 {
+            if self.at == self.line.len() {
+                self.next_line();
+            }
+            let take = (self.line.len() - self.at)
+                .min(buf.len() - filled)
+                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            buf[filled..filled + take].copy_from_slice(&self.line[self.at..self.at + take]);
+            (self.at, filled, self.left) = (self.at + take, filled + take, self.left - take as u64);
+        }
+        Ok(filled)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_numbered_log_is_exactly_its_length_and_numbers_its_lines() {
+        use std::io::Read;
+        let mut text = String::new();
+        NumberedLog::new(200).read_to_string(&mut text).unwrap();
+        assert_eq!(text.len(), 200);
+        assert!(text.starts_with("00000001 GET /index.html"), "{text}");
+        assert!(
+            text.contains("\n00000002 GET") && text.ends_with("\n00000004"),
+            "{text}"
+        );
+        assert!(!text.contains("00000005"), "{text}");
+    }
     use super::*;
 
     #[test]
