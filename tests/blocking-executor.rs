@@ -33,7 +33,6 @@ use kata_harness::leaks::settle;
 use kata_harness::report::{check, check_eq, check_seq, fail, panic_with_string};
 use kata_harness::timing::assert_elapsed;
 use kata_harness::{Stage, ms};
-use rstest::rstest;
 use support::{
     Digits, Event, Jobs, Offloaded, PATIENCE, PERIOD, calibrate, cost_of, digits_of, first_poll,
     pool, runtime_cost, ticker_beside, wait_until, without_panic,
@@ -63,7 +62,7 @@ async fn accidental_blocking(n: u32, progress: Progress) {
 //   the same loop with no checkpoint:
 //     factorial   ▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓     no turn at all until it is done
 
-#[rstest]
+#[kata_harness::test]
 #[case::zero(0, 1)]
 #[case::one(1, 1)]
 #[case::a_checkpoint_at_every_step(20, 1)]
@@ -71,7 +70,6 @@ async fn accidental_blocking(n: u32, progress: Progress) {
 #[case::a_thousand_with_a_remainder(1000, 7)]
 #[case::a_thousand_in_one_stretch(1000, 1000)]
 #[case::every_above_n(20, 100)]
-#[kata_harness::test]
 async fn stage1_the_result_is_exact(#[case] n: u32, #[case] every: u32) {
     let progress = Progress::new();
     let result = factorial_checkpointed(n, every, progress.clone()).await;
@@ -98,13 +96,12 @@ async fn stage1_the_result_is_exact(#[case] n: u32, #[case] every: u32) {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::every_10_steps(1000, 10)]
 #[case::every_step(1000, 1)]
 #[case::every_250_steps(2000, 250)]
 #[case::every_3_steps(1000, 3)]
 #[case::never_within_n(100, 1000)]
-#[kata_harness::test]
 async fn stage1_a_companion_task_gets_a_turn_at_every_checkpoint(
     #[case] n: u32,
     #[case] every: u32,
@@ -147,11 +144,10 @@ async fn stage1_a_companion_task_gets_a_turn_at_every_checkpoint(
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::n_just_above_the_maximum(MAX_N + 1, 10, FactorialError::TooLarge { n: MAX_N + 1 })]
 #[case::n_far_above_the_maximum(u32::MAX, 10, FactorialError::TooLarge { n: u32::MAX })]
 #[case::a_checkpoint_every_0_steps(10, 0, FactorialError::ZeroEvery)]
-#[kata_harness::test]
 async fn stage1_bad_input_is_an_error_before_any_work(
     #[case] n: u32,
     #[case] every: u32,
@@ -319,10 +315,9 @@ fn panics_with_a_string() -> u32 {
     panic_with_string(format_args!("out of {}", "tea"))
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::with_a_str(panics_with_a_str, "out of coffee")]
 #[case::with_a_string(panics_with_a_string, "out of tea")]
-#[kata_harness::test]
 async fn stage2_a_panic_in_the_closure_comes_back_as_an_error(
     #[case] job: fn() -> u32,
     #[case] message: &str,
@@ -360,14 +355,13 @@ async fn stage2_a_panic_in_the_closure_comes_back_as_an_error(
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::offloaded_zero(Offloaded::Plain, 0)]
 #[case::offloaded_a_thousand(Offloaded::Plain, 1000)]
 #[case::offloaded_ten_thousand(Offloaded::Plain, 10_000)]
 #[case::cancellable_zero(Offloaded::Cancellable, 0)]
 #[case::cancellable_twenty_five(Offloaded::Cancellable, 25)]
 #[case::cancellable_a_thousand(Offloaded::Cancellable, 1000)]
-#[kata_harness::test]
 async fn stage2_the_offloaded_results_are_exact(#[case] how: Offloaded, #[case] n: u32) {
     let progress = Progress::new();
     let result = how.call(n, progress.clone()).await;
@@ -394,10 +388,9 @@ async fn stage2_the_offloaded_results_are_exact(#[case] how: Offloaded, #[case] 
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::offloaded(Offloaded::Plain)]
 #[case::cancellable(Offloaded::Cancellable)]
-#[kata_harness::test]
 async fn stage2_the_runtime_thread_stays_free_while_it_computes(#[case] how: Offloaded) {
     // Large enough that the work is many scheduler ticks of CPU time.
     const N: u32 = 6000;
@@ -429,10 +422,9 @@ async fn stage2_the_runtime_thread_stays_free_while_it_computes(#[case] how: Off
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::offloaded(Offloaded::Plain)]
 #[case::cancellable(Offloaded::Cancellable)]
-#[kata_harness::test]
 async fn stage2_n_above_the_maximum_is_an_error_before_any_work(#[case] how: Offloaded) {
     let progress = Progress::new();
     let poll = first_poll(how.call(MAX_N + 1, progress.clone())).await;
@@ -466,11 +458,10 @@ enum Cancel {
 //   factorial_cancellable(10000):  step 1, 2, ..., k  ✗ dropped: the step under way, then nothing
 //   a bare spawn_blocking:         step 1, 2, ..., k  ✗ dropped: k+1, ..., 10000 all the same
 
-#[rstest]
+#[kata_harness::test(real_time)]
 #[case::dropped_while_it_computes(Cancel::DroppedWhileItComputes)]
 #[case::its_task_aborted(Cancel::ItsTaskAborted)]
 #[case::dropped_before_the_closure_starts(Cancel::DroppedBeforeTheClosureStarts)]
-#[kata_harness::test(real_time)]
 async fn stage2_dropping_the_cancellable_factorial_stops_its_loop(#[case] how: Cancel) {
     // Real time: the loop runs on a pool thread, in real time, and the paused clock stands still
     // while it does: only the real clock can wait for the loop to stop.
@@ -667,10 +658,9 @@ where
 //                job 1    queued ✗ caller left: never runs
 //                job 2          queued ........ ▓ runs when job 0 ends
 
-#[rstest]
+#[kata_harness::test]
 #[case::its_future_dropped(Leave::Dropped)]
 #[case::its_task_aborted(Leave::Aborted)]
-#[kata_harness::test]
 async fn stage3_a_queued_job_whose_caller_left_never_runs(#[case] how: Leave) {
     let pool = pool(1, &STAGE3.hint("BlockingPool::new(1) is a valid pool"));
     let jobs = Jobs::new();
@@ -764,11 +754,10 @@ async fn stage3_queued_jobs_start_in_call_order_as_soon_as_the_slot_is_free() {
 /// Real time the pool gets to start a job it should not start, before the test looks.
 const GRACE: Duration = ms(30);
 
-#[rstest]
+#[kata_harness::test(real_time, watchdog_secs = 10)]
 #[case::eight_jobs_two_slots(8, 2)]
 #[case::three_jobs_one_slot(3, 1)]
 #[case::two_jobs_four_slots(2, 4)]
-#[kata_harness::test(real_time, watchdog_secs = 10)]
 async fn stage3_never_more_jobs_at_once_than_the_limit_and_the_limit_is_reached(
     #[case] count: usize,
     #[case] limit: usize,
@@ -838,10 +827,9 @@ async fn stage3_never_more_jobs_at_once_than_the_limit_and_the_limit_is_reached(
 //                caller 0 ──── ✗ left            the job runs on, and keeps the slot
 //                job 1    queued .................. ▓ starts only when job 0 has ended
 
-#[rstest]
+#[kata_harness::test(real_time)]
 #[case::its_future_dropped(Leave::Dropped)]
 #[case::its_task_aborted(Leave::Aborted)]
-#[kata_harness::test(real_time)]
 async fn stage3_a_running_job_keeps_its_slot_after_its_caller_left(#[case] how: Leave) {
     // Real time: job 1 must *not* start while job 0 runs on, which only real time can show (the
     // pool's threads are real, and the paused clock stands still while pool jobs run).

@@ -39,7 +39,6 @@ use kata_harness::leaks::{TaskBaseline, settle};
 use kata_harness::report::{check, check_bytes, check_eq, fail, panic_text};
 use kata_harness::timing::{Timeline, assert_elapsed};
 use kata_harness::{Stage, blocking, heap, ms, stress};
-use rstest::rstest;
 use support::{
     Act, KIB, MIB, PATIENCE, PatternSink, Payload, Recorder, Source, call, check_concat,
     check_copied, check_message_names, check_schedule, concat, content_hint, equal_sources,
@@ -53,11 +52,10 @@ const STAGE2: Stage = Stage::new("concat-files", 2);
 // ---------------------------------------------------------------------------------------------
 // Stage 1: concat_files copies the sources in order, streaming, and never breaks dst.
 
-#[rstest]
+#[kata_harness::test]
 #[case::one_source(1)]
 #[case::two_sources(2)]
 #[case::a_hundred_sources(100)]
-#[kata_harness::test]
 async fn stage1_copies_the_sources_in_argument_order(#[case] count: usize) {
     let files = TestDir::new();
     // Given in an order that is neither sorted nor the order they were created in.
@@ -516,10 +514,9 @@ async fn stage1_bare_file_names_are_in_the_current_directory() {
 
 // Errors: typed, naming the path, and nothing changed.
 
-#[rstest]
+#[kata_harness::test]
 #[case::dst_absent(false)]
 #[case::dst_present(true)]
-#[kata_harness::test]
 async fn stage1_no_sources_is_an_error(#[case] dst_exists: bool) {
     let files = TestDir::new();
     let dst = if dst_exists {
@@ -541,12 +538,11 @@ async fn stage1_no_sources_is_an_error(#[case] dst_exists: bool) {
     .await;
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::first(0, true)]
 #[case::in_the_middle(1, true)]
 #[case::last(2, true)]
 #[case::in_the_middle_and_no_dst_yet(1, false)]
-#[kata_harness::test]
 async fn stage1_a_missing_source_is_an_error_naming_it(
     #[case] position: usize,
     #[case] dst_exists: bool,
@@ -648,7 +644,7 @@ async fn stage1_a_source_that_fails_while_being_copied_changes_nothing() {
 //   in the last write: 16 KiB - 10 bytes, then 100 bytes: only the very last write crosses
 //                      16 KiB, and only flush() can report it
 
-#[rstest]
+#[kata_harness::test(file_size_limit = 16384)]
 #[case::in_the_middle_of_the_copy(
     &[15 * KIB; 4],
     "a write that fails is Err(ConcatError::Write { path: dst, source }) with the io::Error as it \
@@ -662,7 +658,6 @@ async fn stage1_a_source_that_fails_while_being_copied_changes_nothing() {
      (it waits for that write, and returns its error). Without it (or with sync_all, which keeps \
      the error to itself) the error is lost and a truncated file replaces dst"
 )]
-#[kata_harness::test(file_size_limit = 16384)]
 async fn stage1_a_full_disk_is_a_write_error_and_changes_nothing(
     #[case] sizes: &[usize],
     #[case] hint: &'static str,
@@ -688,10 +683,9 @@ async fn stage1_a_full_disk_is_a_write_error_and_changes_nothing(
     check_message_names(&files, &error, &dst);
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::a_missing_destination_directory("missing")]
 #[case::a_file_where_the_directory_should_be("file")]
-#[kata_harness::test]
 async fn stage1_a_missing_destination_directory_is_an_error(#[case] how: &str) {
     let files = TestDir::new();
     let a = files.write("a.txt", "A\n");
@@ -717,11 +711,10 @@ async fn stage1_a_missing_destination_directory_is_an_error(#[case] how: &str) {
     check_message_names(&files, &error, &dir);
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::the_same_path("same")]
 #[case::another_spelling_of_it("spelling")]
 #[case::a_symlink_to_it("symlink")]
-#[kata_harness::test]
 async fn stage1_the_destination_cannot_be_one_of_the_sources(#[case] how: &str) {
     let files = TestDir::new();
     let a = files.write("a.txt", "A\n");
@@ -786,13 +779,12 @@ async fn stage1_a_destination_that_is_a_directory_is_a_write_error() {
 // the result: no sources, then each source in argument order, then dst's directory, then dst
 // among the sources.
 
-#[rstest]
+#[kata_harness::test]
 #[case::no_sources_and_no_directory("no sources")]
 #[case::a_missing_source_and_no_directory("missing source, no directory")]
 #[case::two_missing_sources("two missing sources")]
 #[case::a_directory_source_and_the_destination_among_them("directory source, dst a source")]
 #[case::a_missing_source_and_a_destination_that_is_a_directory("missing source, dst a directory")]
-#[kata_harness::test]
 async fn stage1_with_two_problems_the_first_check_is_reported(#[case] how: &str) {
     let files = TestDir::new();
     let a = files.write("a.txt", "A\n");
@@ -846,7 +838,7 @@ async fn stage1_with_two_problems_the_first_check_is_reported(#[case] how: &str)
 
 const T: Duration = ms(100);
 
-#[rstest]
+#[kata_harness::test]
 #[case::sequential_with_0(6, 0)]
 #[case::one_ahead(6, 1)]
 #[case::two_ahead(6, 2)]
@@ -854,7 +846,6 @@ const T: Duration = ms(100);
 #[case::more_than_there_are(3, 10)]
 #[case::a_single_source(1, 2)]
 #[case::no_sources(0, 1)]
-#[kata_harness::test]
 async fn stage2_reads_ahead_exactly_read_ahead_sources(#[case] n: usize, #[case] k: usize) {
     let timeline = Timeline::start();
     let mut recorder = Recorder::new(&timeline);
@@ -1297,10 +1288,9 @@ async fn stage2_a_destination_that_fails_stops_the_copy() {
 //   read_ahead = 2:   a: 100 ms   b: panics at 50 ms   c: never ends
 //   100 ms: a written, then b's turn: the copy panics with b's message
 
-#[rstest]
+#[kata_harness::test]
 #[case::with_a_str_message(Payload::Str("the source broke down"))]
 #[case::with_a_string_message(Payload::String(format!("the source broke down after {} bytes", 7)))]
-#[kata_harness::test]
 async fn stage2_a_panicking_source_panics_the_copy_with_its_message(#[case] payload: Payload) {
     let timeline = Timeline::start();
     let mut recorder = Recorder::new(&timeline);

@@ -38,7 +38,6 @@ use kata_harness::report::{check, check_eq, check_seq};
 use kata_harness::timing::{At, Life, assert_elapsed, assert_schedule};
 use kata_harness::wakers::CountingWaker;
 use kata_harness::{Stage, ms};
-use rstest::rstest;
 use support::{
     Answer, FakeWeb, ForgetfulHen, Kitchen, PATIENCE, Pots, QuietWeb, Way, boiled, dropped,
     eggs_numbered, farm_urls, laying_hen, never_laid, response, served, unreachable,
@@ -344,10 +343,9 @@ async fn stage1_two_pots_as_ready_serve_each_egg_when_it_is_done() {
 //   0 ms: nothing boils ............ 1000 ms: the first two eggs go in, and the schedule above
 //                                    follows, 1000 ms later
 
-#[rstest]
+#[kata_harness::test]
 #[case::in_laid_order(Pots::InLaidOrder, [(1, 6000), (2, 6000), (3, 9500), (4, 10_000)])]
 #[case::as_ready(Pots::AsReady, [(2, 3000), (1, 6000), (3, 6500), (4, 10_000)])]
-#[kata_harness::test]
 async fn stage1_the_pots_boil_nothing_until_asked(
     #[case] pots: Pots,
     #[case] expected: [(usize, u64); 4],
@@ -389,7 +387,7 @@ async fn stage1_the_pots_boil_nothing_until_asked(
 //   as ready:        |== egg 1 =================x      egg 4: never laid
 //                    |== egg 2 ======|== egg 3 =x
 
-#[rstest]
+#[kata_harness::test]
 #[case::one_by_one(Way::OneByOne, [dropped(0, 3000), never_laid(), never_laid(), never_laid()])]
 #[case::all_at_once(
     Way::AllAtOnce,
@@ -403,7 +401,6 @@ async fn stage1_the_pots_boil_nothing_until_asked(
     Way::TwoPotsAsReady,
     [dropped(0, 3000), boiled(0, 2000), dropped(2000, 3000), never_laid()]
 )]
-#[kata_harness::test]
 async fn stage1_a_timeout_drops_the_eggs_boiling_at_its_instant(
     #[case] way: Way,
     #[case] lives: [Life; 4],

@@ -27,7 +27,6 @@ use kata_harness::probe::ConcurrencyProbe;
 use kata_harness::report::{check, check_eq, fail, panic_text, panic_with_string};
 use kata_harness::timing::{Timeline, assert_elapsed, assert_schedule};
 use kata_harness::{Stage, ms};
-use rstest::rstest;
 use support::{PATIENCE, assert_whole, checked, checked_naive, factorial_of, watched};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
@@ -48,7 +47,7 @@ const SECOND: Duration = Duration::from_secs(1);
 //   slot 5   job 1              ├─────────────────┤ 1
 //                                  all 5 slots held at once while job 1 runs
 
-#[rstest]
+#[kata_harness::test]
 #[case::zero(0)]
 #[case::one(1)]
 #[case::two(2)]
@@ -57,7 +56,6 @@ const SECOND: Duration = Duration::from_secs(1);
 #[case::ten(10)]
 #[case::twenty(20)]
 #[case::the_largest_that_fits_in_u128(34)]
-#[kata_harness::test]
 async fn stage1_is_exact_with_exactly_enough_slots(#[case] n: u32) {
     let slots = n.max(1) as usize;
     let limiter = watched(slots, &ConcurrencyProbe::new());
@@ -92,12 +90,11 @@ async fn stage1_is_exact_with_exactly_enough_slots(#[case] n: u32) {
 //                    slot 4   job 2  awaits job 1 ─┘
 //                    queue    job 1: waits for ever
 
-#[rstest]
+#[kata_harness::test]
 #[case::two(2)]
 #[case::three(3)]
 #[case::five(5)]
 #[case::eight(8)]
-#[kata_harness::test]
 async fn stage1_deadlocks_with_one_slot_too_few(#[case] n: u32) {
     let slots = n as usize - 1;
     let probe = ConcurrencyProbe::new();
@@ -127,13 +124,12 @@ async fn stage1_deadlocks_with_one_slot_too_few(#[case] n: u32) {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::zero(0)]
 #[case::one(1)]
 #[case::two(2)]
 #[case::five(5)]
 #[case::ten(10)]
-#[kata_harness::test]
 async fn stage1_holds_one_slot_per_step_all_at_once(#[case] n: u32) {
     let slots = n.max(1) as usize;
     let probe = ConcurrencyProbe::new();
@@ -163,11 +159,10 @@ async fn stage1_holds_one_slot_per_step_all_at_once(#[case] n: u32) {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::one_spare_slot(5, 6)]
 #[case::many_spare_slots(5, 100)]
 #[case::ten_deep(10, 64)]
-#[kata_harness::test]
 async fn stage1_more_slots_than_needed_work_too(#[case] n: u32, #[case] slots: usize) {
     let probe = ConcurrencyProbe::new();
     let limiter = watched(slots, &probe);
@@ -192,11 +187,10 @@ async fn stage1_more_slots_than_needed_work_too(#[case] n: u32, #[case] slots: u
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::just_too_large(35, 35)]
 #[case::much_too_large(100, 100)]
 #[case::the_largest_u32(u32::MAX, 100)]
-#[kata_harness::test]
 async fn stage1_a_factorial_too_large_for_u128_is_an_error(#[case] n: u32, #[case] slots: usize) {
     let probe = ConcurrencyProbe::new();
     let limiter = watched(slots, &probe);
@@ -238,13 +232,12 @@ async fn stage1_a_factorial_too_large_for_u128_is_an_error(#[case] n: u32, #[cas
 //   slot 1   k=1 ┤ k=2 ┤ k=3 ┤ ... ┤ k=n ┤   between two jobs the product so far is carried
 //                                            out here, where no slot is held
 
-#[rstest]
+#[kata_harness::test]
 #[case::one_slot(1)]
 #[case::two_slots(2)]
 #[case::three_slots(3)]
 #[case::four_slots(4)]
 #[case::eight_slots(8)]
-#[kata_harness::test]
 async fn stage2_is_exact_for_every_n_with_any_number_of_slots(#[case] slots: usize) {
     let limiter = watched(slots, &ConcurrencyProbe::new());
     for n in 0..=34 {
@@ -272,10 +265,9 @@ async fn stage2_is_exact_for_every_n_with_any_number_of_slots(#[case] slots: usi
     }
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::one_slot(1)]
 #[case::three_slots(3)]
-#[kata_harness::test]
 async fn stage2_runs_one_job_per_factor(#[case] slots: usize) {
     for n in 0..=34 {
         let probe = ConcurrencyProbe::new();
@@ -382,11 +374,10 @@ async fn stage2_waits_its_turn_on_a_busy_limiter() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::just_too_large(35)]
 #[case::much_too_large(100)]
 #[case::the_largest_u32(u32::MAX)]
-#[kata_harness::test]
 async fn stage2_a_factorial_too_large_for_u128_is_an_error(#[case] n: u32) {
     let probe = ConcurrencyProbe::new();
     let runaway = STAGE2.hint(
@@ -501,12 +492,11 @@ async fn stage3_runs_at_most_concurrency_jobs_in_call_order() {
 //   queue    the run for job 2 joins the line: Err(Deadlock { held: 3, queued: 1 }) at 0 s,
 //            and the error travels back up through jobs 3, 4 and 5
 
-#[rstest]
+#[kata_harness::test]
 #[case::one_slot(2, 1)]
 #[case::the_source_exercise(5, 3)]
 #[case::one_slot_too_few(5, 4)]
 #[case::ten_deep(10, 7)]
-#[kata_harness::test]
 async fn stage3_reports_the_naive_deadlock_at_once(#[case] n: u32, #[case] slots: usize) {
     let start = Instant::now();
     let limiter = checked(slots);
@@ -546,13 +536,12 @@ async fn stage3_reports_the_naive_deadlock_at_once(#[case] n: u32, #[case] slots
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::zero(0, 1)]
 #[case::one(1, 1)]
 #[case::exactly_enough(5, 5)]
 #[case::more_than_enough(5, 8)]
 #[case::the_largest(34, 34)]
-#[kata_harness::test]
 async fn stage3_the_naive_recursion_works_with_enough_slots(#[case] n: u32, #[case] slots: usize) {
     let limiter = checked(slots);
     let what = format!("the naive recursion for {n}! on a CheckedLimiter with {slots} slot(s)");

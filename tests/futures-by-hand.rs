@@ -38,7 +38,6 @@ use kata_harness::report::{check, check_eq, check_seq, fail, panic_with_string};
 use kata_harness::timing::{Life, Timeline, assert_elapsed};
 use kata_harness::wakers::CountingWaker;
 use kata_harness::{Stage, ms};
-use rstest::rstest;
 use support::{
     Log, PATIENCE, Settle, assert_waiters_let_go, job, look_when_woken, poll_with, race_event,
     race_promise, shown,
@@ -339,12 +338,11 @@ async fn stage1_dropping_the_resolver_abandons_the_promise() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::resolve(Settle::Resolve)]
 #[case::reject(Settle::Reject)]
 #[case::cancel(Settle::Cancel)]
 #[case::abandon(Settle::Abandon)]
-#[kata_harness::test]
 async fn stage1_settling_wakes_the_awaiter_once_and_lets_its_waker_go(#[case] how: Settle) {
     let waker = CountingWaker::new();
     let (resolver, answer) = promise();
@@ -623,11 +621,10 @@ async fn stage1_a_callback_added_after_settling_runs_later() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::reject(Settle::Reject)]
 #[case::cancel(Settle::Cancel)]
 #[case::abandon(Settle::Abandon)]
-#[kata_harness::test]
 async fn stage1_callbacks_hear_how_the_promise_was_settled(#[case] how: Settle) {
     let log = Log::default();
     let (resolver, answer) = promise();
@@ -1229,10 +1226,9 @@ async fn stage3_a_future_done_in_time_gives_its_output() {
 //   deadline(200 ms, a job of 300 ms):  0 ms ── job ──────── 200 ms Err(Elapsed), job dropped
 //   deadline(200 ms, a job that never wakes its task): the same
 
-#[rstest]
+#[kata_harness::test]
 #[case::a_job_of_300ms(Some(300))]
 #[case::a_job_that_never_wakes(None)]
-#[kata_harness::test]
 async fn stage3_at_the_deadline_the_future_is_dropped_and_elapsed_returned(
     #[case] job_ms: Option<u64>,
 ) {

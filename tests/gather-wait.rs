@@ -32,7 +32,6 @@ use kata_harness::leaks::TaskBaseline;
 use kata_harness::report::{check, check_eq, check_seq, fail};
 use kata_harness::timing::assert_elapsed;
 use kata_harness::{Stage, ms};
-use rstest::rstest;
 use support::{
     Ends, Jobs, Outcome, PATIENCE, STR_MESSAGE, Spec, check_life, cut, done_of, err,
     finish_pending, ok, panics, pending_of, plain, ran, string_message, waited_or_fail,
@@ -445,10 +444,9 @@ async fn stage2_the_first_failure_aborts_the_others_and_join_waits_until_they_ar
     check_life(&jobs, 2, cut(0, 100), &hint);
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::panic_with_a_str(Ends::PanicsWithStr, STR_MESSAGE.to_owned())]
 #[case::panic_with_a_string(Ends::PanicsWithString, string_message(1))]
-#[kata_harness::test]
 async fn stage2_a_panic_comes_back_with_its_message(#[case] ends: Ends, #[case] message: String) {
     let jobs = Jobs::new();
     let mut group = TaskGroup::new();
@@ -543,10 +541,9 @@ async fn stage2_a_task_aborted_through_its_handle_is_cancelled_not_panicked() {
 //     job 0:   |=================x aborted
 //     job 2:   |=================x aborted
 
-#[rstest]
+#[kata_harness::test]
 #[case::the_group(false)]
 #[case::its_join_half_way(true)]
-#[kata_harness::test]
 async fn stage2_dropping_the_group_aborts_every_task_at_once(#[case] while_joining: bool) {
     let jobs = Jobs::new();
     let baseline = TaskBaseline::capture();
@@ -777,7 +774,7 @@ const ALL_OK: &[Spec] = &[ok(300), ok(100), ok(200)];
 //   FirstCompleted returns at 100 ms, FirstException at 200, AllCompleted at 400; a timeout
 //   (50, 150, 250 or 1000 ms) returns then if it comes first. Every pending task still finishes.
 
-#[rstest]
+#[kata_harness::test]
 #[case::first_completed(MIXED, ReturnWhen::FirstCompleted, None, 100, &[(1, "Ok(1)")], &[0, 2, 3])]
 #[case::first_completed_long_before_the_timeout(MIXED, ReturnWhen::FirstCompleted, Some(1000), 100, &[(1, "Ok(1)")], &[0, 2, 3])]
 #[case::first_completed_after_the_timeout(MIXED, ReturnWhen::FirstCompleted, Some(50), 50, &[], &[0, 1, 2, 3])]
@@ -786,7 +783,6 @@ const ALL_OK: &[Spec] = &[ok(300), ok(100), ok(200)];
 #[case::first_exception_when_none_fails(ALL_OK, ReturnWhen::FirstException, None, 300, &[(1, "Ok(1)"), (2, "Ok(2)"), (0, "Ok(0)")], &[])]
 #[case::all_completed(MIXED, ReturnWhen::AllCompleted, None, 400, &[(1, "Ok(1)"), (2, "Err(2)"), (0, "Ok(0)"), (3, "Ok(3)")], &[])]
 #[case::all_completed_after_the_timeout(MIXED, ReturnWhen::AllCompleted, Some(250), 250, &[(1, "Ok(1)"), (2, "Err(2)")], &[0, 3])]
-#[kata_harness::test]
 async fn stage3_wait_returns_when_return_when_says_or_at_the_timeout(
     #[case] specs: &[Spec],
     #[case] return_when: ReturnWhen,

@@ -36,7 +36,6 @@ use kata_harness::report::{check, check_eq, fail, panic_text, panic_with_string}
 use kata_harness::timing::{At, Timeline, assert_elapsed, assert_schedule, grid};
 use kata_harness::wakers::CountingWaker;
 use kata_harness::{Stage, ms};
-use rstest::rstest;
 use support::{
     Jobs, Lived, Named, Payload, all_at, cancel_race, cut, follow, marks, poll_once, ran, scripted,
     waiter,
@@ -439,12 +438,11 @@ async fn stage2_work_handed_to_a_cancelled_token_never_starts() {
 //   |------------|------------|---------|..........|
 //                tick 1       tick 2    returns 2  (not 2, nor 3, at 3000 ms)
 
-#[rstest]
+#[kata_harness::test]
 #[case::between_the_second_and_third_tick(Some(2500), 2)]
 #[case::after_three_ticks(Some(3500), 3)]
 #[case::before_the_first_tick(Some(500), 0)]
 #[case::before_the_call(None, 0)]
-#[kata_harness::test]
 async fn stage2_the_stopwatch_returns_at_the_cancel(
     #[case] cancel_at: Option<u64>,
     #[case] ticks: u32,
@@ -564,10 +562,9 @@ async fn stage2_a_disarmed_guard_cancels_nothing() {
 // Stage 3: a scheduler: at most `limit` jobs at once, and a close that stops accepting, asks
 // every job to stop, drains until a deadline, aborts the rest and reports what became of each.
 
-#[rstest]
+#[kata_harness::test]
 #[case::zero(0)]
 #[case::more_than_a_semaphore_holds(usize::MAX)]
-#[kata_harness::test]
 async fn stage3_a_limit_that_cannot_work_is_a_typed_error(#[case] limit: usize) {
     let error = Scheduler::new(limit).err();
     check_eq(

@@ -28,7 +28,6 @@ use kata_harness::data::NumberedLog;
 use kata_harness::files::{Gate, TestDir, check_left_alone, check_listing, read_output};
 use kata_harness::report::{check, check_bytes, check_eq, check_stream, fail, show_bytes};
 use kata_harness::{Stage, data, heap, in_own_process, ms, stress};
-use rstest::rstest;
 use support::Function::{self, GunzipStreaming, GzipBuffered, GzipStreaming};
 use support::{
     Fill, Input, KIB, Kind, MIB, Source, TOOL_GZ, TOOL_TEXT, append_garbage, change_the_crc,
@@ -47,7 +46,7 @@ const STAGE2: Stage = Stage::new("gzip-streams", 2);
 //
 //   src --read whole--> bytes --GzEncoder (spawn_blocking)--> gzip --temp file--rename--> dst
 
-#[rstest]
+#[kata_harness::test]
 #[case::empty(Input::Empty)]
 #[case::one_byte(Input::OneByte)]
 #[case::text_line(Input::TextLine)]
@@ -57,7 +56,6 @@ const STAGE2: Stage = Stage::new("gzip-streams", 2);
 // More than tokio's File takes in one write (2 MiB): a `write` that is not `write_all` loses
 // the rest.
 #[case::more_than_one_write_takes(Input::Random(3 * MIB))]
-#[kata_harness::test]
 async fn stage1_gzip_buffered_writes_gzip_that_decodes_to_the_input(#[case] input: Input) {
     let dir = TestDir::new();
     let data = input.bytes();
@@ -185,10 +183,9 @@ async fn stage1_gzip_buffered_replaces_dst_with_a_rename() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::missing("missing.txt")]
 #[case::a_directory("folder")]
-#[kata_harness::test]
 async fn stage1_a_source_that_cannot_be_read_is_a_read_error(#[case] name: &str) {
     let dir = TestDir::new();
     dir.mkdir("folder");
@@ -209,10 +206,9 @@ async fn stage1_a_source_that_cannot_be_read_is_a_read_error(#[case] name: &str)
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::in_a_missing_directory("no-such-dir/data.gz")]
 #[case::a_directory("folder")]
-#[kata_harness::test]
 async fn stage1_a_destination_that_cannot_be_written_is_a_write_error(#[case] name: &str) {
     let dir = TestDir::new();
     dir.mkdir("folder");
@@ -414,7 +410,7 @@ async fn stage1_gzip_buffered_holds_the_whole_file_in_memory() {
 //           async, tokio::fs              spawn_blocking, flate2                async       file
 //   then, on success only: temp file --rename--> dst
 
-#[rstest]
+#[kata_harness::test]
 #[case::empty(Input::Empty)]
 #[case::one_byte(Input::OneByte)]
 #[case::text_line(Input::TextLine)]
@@ -423,7 +419,6 @@ async fn stage1_gzip_buffered_holds_the_whole_file_in_memory() {
 #[case::one_chunk_and_a_byte_of_text(Input::Text(64 * KIB + 1))]
 #[case::text(Input::Text(300 * KIB))]
 #[case::random(Input::Random(MIB))]
-#[kata_harness::test]
 async fn stage2_gzip_and_gunzip_streaming_round_trip(#[case] input: Input) {
     let dir = TestDir::new();
     let data = input.bytes();
@@ -607,10 +602,9 @@ const STREAMING_LIMIT: usize = 4 * MIB;
 /// depending on which stage happens to be ahead.
 const SAME_PEAK: usize = 512 * KIB;
 
-#[rstest]
+#[kata_harness::test(watchdog_secs = 30)]
 #[case::gzip(GzipStreaming)]
 #[case::gunzip(GunzipStreaming)]
-#[kata_harness::test(watchdog_secs = 30)]
 async fn stage2_memory_does_not_grow_with_the_file(#[case] function: Function) {
     let dir = TestDir::new();
     let dst = dir.path("output");
@@ -694,13 +688,12 @@ async fn stage2_gzip_streaming_compresses_off_the_runtime_thread() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::empty(b"", "an empty file")]
 #[case::one_byte(b"\x1f", "the single byte 1f")]
 #[case::text(b"just some text, not compressed\n", "plain text")]
 #[case::zip(b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "the start of a zip file")]
 #[case::near_miss(b"\x1f\x8c\x08\x00\x00\x00\x00\x00\x00\x03", "1f 8c, one bit off gzip")]
-#[kata_harness::test]
 async fn stage2_input_that_is_not_gzip_is_not_gzip(#[case] bytes: &[u8], #[case] what: &str) {
     check_bad_input(bytes, what, Kind::NotGzip, &STAGE2.hint(NOT_GZIP)).await;
 }
@@ -722,13 +715,12 @@ async fn stage2_a_large_input_that_is_not_gzip_is_not_gzip() {
     .await;
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::after_the_magic_bytes(|_| 2, "its first 2 bytes (1f 8b)")]
 #[case::in_the_header(|_| 6, "its first 6 bytes (half a header)")]
 #[case::in_the_data(|len| len / 2, "its first half")]
 #[case::before_the_trailer(|len| len - 8, "all but its 8-byte trailer")]
 #[case::one_byte_short(|len| len - 1, "all but its last byte")]
-#[kata_harness::test]
 async fn stage2_truncated_input_is_truncated(#[case] keep: fn(usize) -> usize, #[case] what: &str) {
     let gz = sample_gz();
     check_bad_input(
@@ -745,13 +737,12 @@ async fn stage2_truncated_input_is_truncated(#[case] keep: fn(usize) -> usize, #
     .await;
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::bad_data(overwrite_the_middle, "damaged compressed data (64 bytes overwritten)")]
 #[case::bad_crc(change_the_crc, "a CRC-32 that does not match")]
 #[case::bad_length(change_the_length, "a length that does not match")]
 #[case::bad_method(change_the_method, "an unknown compression method in the header")]
 #[case::trailing_garbage(append_garbage, "bytes that are not gzip after the end of the stream")]
-#[kata_harness::test]
 async fn stage2_corrupt_input_is_corrupt(
     #[case] damage: fn(Vec<u8>) -> Vec<u8>,
     #[case] what: &str,
@@ -770,12 +761,11 @@ async fn stage2_corrupt_input_is_corrupt(
     .await;
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::gzip_a_missing_file(GzipStreaming, "missing.txt")]
 #[case::gzip_a_directory(GzipStreaming, "folder")]
 #[case::gunzip_a_missing_file(GunzipStreaming, "missing.txt")]
 #[case::gunzip_a_directory(GunzipStreaming, "folder")]
-#[kata_harness::test]
 async fn stage2_a_source_that_cannot_be_read_is_a_read_error(
     #[case] function: Function,
     #[case] name: &str,
@@ -804,12 +794,11 @@ async fn stage2_a_source_that_cannot_be_read_is_a_read_error(
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::gzip_into_a_missing_directory(GzipStreaming, "no-such-dir/output")]
 #[case::gzip_onto_a_directory(GzipStreaming, "folder")]
 #[case::gunzip_into_a_missing_directory(GunzipStreaming, "no-such-dir/output")]
 #[case::gunzip_onto_a_directory(GunzipStreaming, "folder")]
-#[kata_harness::test]
 async fn stage2_a_destination_that_cannot_be_written_is_a_write_error(
     #[case] function: Function,
     #[case] name: &str,
@@ -833,10 +822,9 @@ async fn stage2_a_destination_that_cannot_be_written_is_a_write_error(
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::gzip(GzipStreaming)]
 #[case::gunzip(GunzipStreaming)]
-#[kata_harness::test]
 async fn stage2_when_src_and_dst_both_fail_the_source_s_error_wins(#[case] function: Function) {
     let dir = TestDir::new();
     let (src, dst) = (dir.path("missing"), dir.path("no-such-dir/output"));
@@ -850,10 +838,9 @@ async fn stage2_when_src_and_dst_both_fail_the_source_s_error_wins(#[case] funct
     check_listing(&dir, &[], "the failed call", &STAGE2.hint(LEFT_ALONE));
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::gzip(GzipStreaming)]
 #[case::gunzip(GunzipStreaming)]
-#[kata_harness::test]
 async fn stage2_dst_is_replaced_with_a_rename(#[case] function: Function) {
     let dir = TestDir::new();
     let data = data::text(200 * KIB);
@@ -886,12 +873,11 @@ async fn stage2_dst_is_replaced_with_a_rename(#[case] function: Function) {
     );
 }
 
-#[rstest]
+#[kata_harness::test(own_process)]
 #[case::gzip(GzipStreaming)]
 #[case::gunzip(GunzipStreaming)]
 // A process of its own, as for stage 1's test: the one place where changing the current
 // directory cannot disturb other tests.
-#[kata_harness::test(own_process)]
 async fn stage2_bare_file_names_are_in_the_current_directory(#[case] function: Function) {
     let dir = TestDir::new();
     let data = data::text(100 * KIB);
@@ -919,10 +905,9 @@ async fn stage2_bare_file_names_are_in_the_current_directory(#[case] function: F
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::gzip(GzipStreaming)]
 #[case::gunzip(GunzipStreaming)]
-#[kata_harness::test]
 async fn stage2_src_and_dst_may_be_the_same_file(#[case] function: Function) {
     let dir = TestDir::new();
     let data = data::text(300 * KIB);
@@ -948,10 +933,9 @@ async fn stage2_src_and_dst_may_be_the_same_file(#[case] function: Function) {
 //   call b:   b --> temp file 2 ───────────────┐ rename
 //   dst:      a's output, then b's (or the other way round): whole either way
 
-#[rstest]
+#[kata_harness::test]
 #[case::gzip(GzipStreaming)]
 #[case::gunzip(GunzipStreaming)]
-#[kata_harness::test]
 async fn stage2_two_calls_at_once_onto_one_dst_do_not_mix(#[case] function: Function) {
     let dir = TestDir::new();
     let (a, b) = (data::text(MIB), data::random_bytes(7, MIB));
@@ -1000,10 +984,9 @@ async fn stage2_two_calls_at_once_onto_one_dst_do_not_mix(#[case] function: Func
 //   checks:   (1) during the call: dst as it was, one temporary file beside it
 //             (2) 300 ms after the drop: dst as it was, no temporary file
 
-#[rstest]
+#[kata_harness::test(real_time)]
 #[case::gzip(GzipStreaming)]
 #[case::gunzip(GunzipStreaming)]
-#[kata_harness::test(real_time)]
 async fn stage2_a_call_dropped_half_way_leaves_dst_alone(#[case] function: Function) {
     // Real time: while the call waits for the pipe on the blocking pool the paused clock stands
     // still, and this test must let real time pass, during the call and after it.
@@ -1079,7 +1062,7 @@ async fn stage2_a_call_dropped_half_way_leaves_dst_alone(#[case] function: Funct
     );
 }
 
-#[rstest]
+#[kata_harness::test(real_time, file_size_limit = 131072)]
 #[case::gzip_half_way(GzipStreaming, Fill::HalfWay)]
 #[case::gzip_at_the_last_byte(GzipStreaming, Fill::AtTheLastByte)]
 #[case::gunzip_half_way(GunzipStreaming, Fill::HalfWay)]
@@ -1087,7 +1070,6 @@ async fn stage2_a_call_dropped_half_way_leaves_dst_alone(#[case] function: Funct
 // A disk that fills up: the test runs in a child process whose files cannot grow past 128 KiB.
 // Half way, megabytes of output are still to come when the writer fails; at the last byte, only
 // `flush` can tell (see stage 1's test).
-#[kata_harness::test(real_time, file_size_limit = 131072)]
 async fn stage2_a_destination_that_fills_up_is_a_write_error(
     #[case] function: Function,
     #[case] fill: Fill,
@@ -1141,10 +1123,9 @@ async fn stage2_a_destination_that_fills_up_is_a_write_error(
 //   source:      part 1 ── 300 ms ── part 2 ── 300 ms ── part 3, end
 //   heartbeat:   ♥ every 1 ms, never 150 ms late        (a blocking read: 300 ms late, twice)
 
-#[rstest]
+#[kata_harness::test(real_time)]
 #[case::gzip(GzipStreaming)]
 #[case::gunzip(GunzipStreaming)]
-#[kata_harness::test(real_time)]
 async fn stage2_does_not_block_while_the_source_is_slow(#[case] function: Function) {
     // Real time: while tokio::fs waits on the blocking pool the paused clock stands still, so
     // the heartbeat could not beat beside a correct read either.

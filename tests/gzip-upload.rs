@@ -39,7 +39,6 @@ use kata_harness::leaks::TaskBaseline;
 use kata_harness::report::{check, check_bytes, check_eq, check_seq, fail, show_bytes};
 use kata_harness::timing::{At, assert_elapsed};
 use kata_harness::{Stage, blocking, data, heap, ms};
-use rstest::rstest;
 use support::{
     Answer, Broken, Counted, Damage, Input, KIB, Kind, Loopback, MIB, ROOMY, Ready, Req, Zeros,
     ask, check_error, check_file, check_io_kind, check_limit, connect, eventually, expect_ok,
@@ -60,7 +59,7 @@ const STAGE3: Stage = Stage::new("gzip-upload", 3);
 //   body --read--> chunks ==> decoder (spawn_blocking, one chunk at a time) ==> writer --> temp --rename--> dst
 //        counted against limits.compressed       counted against limits.decompressed
 
-#[rstest]
+#[kata_harness::test]
 #[case::empty(Input::Empty)]
 #[case::one_byte(Input::OneByte)]
 #[case::text_line(Input::TextLine)]
@@ -70,7 +69,6 @@ const STAGE3: Stage = Stage::new("gzip-upload", 3);
 // More than tokio's File takes in one write (2 MiB), for code that writes more than a chunk at a
 // time: a `write` that is not `write_all` loses the rest.
 #[case::more_than_one_write_takes(Input::Random(3 * MIB))]
-#[kata_harness::test]
 async fn stage1_uploads_round_trip_byte_for_byte(#[case] input: Input) {
     let dir = TestDir::new();
     let data = input.bytes();
@@ -333,12 +331,11 @@ async fn stage1_a_zip_bomb_is_stopped_at_the_decompressed_cap() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::compressed_at_the_cap(Cap::Compressed, 0, None)]
 #[case::compressed_one_over(Cap::Compressed, 1, Some(Kind::TooLarge(Cap::Compressed)))]
 #[case::decompressed_at_the_cap(Cap::Decompressed, 0, None)]
 #[case::decompressed_one_over(Cap::Decompressed, 1, Some(Kind::TooLarge(Cap::Decompressed)))]
-#[kata_harness::test]
 async fn stage1_a_cap_lets_an_upload_of_exactly_its_size_through(
     #[case] cap: Cap,
     #[case] over: u64,
@@ -441,7 +438,7 @@ async fn stage1_a_body_over_the_compressed_cap_is_refused_before_it_is_read_whol
     check_listing(&dir, &[], "the refused upload", &STAGE1.hint(NO_STRAYS));
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::not_gzip(b"this is plain text, not gzip\n".to_vec(), "plain text", Kind::NotGzip)]
 #[case::corrupt(
     { let gz = Damage::UnknownMethod.apply(sample_gz()); gz[..gz.len() / 2].to_vec() },
@@ -453,7 +450,6 @@ async fn stage1_a_body_over_the_compressed_cap_is_refused_before_it_is_read_whol
     "1.5 MiB, over a compressed cap of 1 MiB",
     Kind::TooLarge(Cap::Compressed)
 )]
-#[kata_harness::test]
 async fn stage1_an_error_ends_the_upload_without_waiting_for_the_rest_of_the_body(
     #[case] sent: Vec<u8>,
     #[case] what: &str,
@@ -488,7 +484,7 @@ async fn stage1_an_error_ends_the_upload_without_waiting_for_the_rest_of_the_bod
     check_listing(&dir, &[], "the refused upload", &STAGE1.hint(NO_STRAYS));
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::empty(b"".to_vec(), "an empty body", Kind::NotGzip)]
 #[case::one_byte(b"\x1f".to_vec(), "the single byte 1f", Kind::NotGzip)]
 #[case::text(b"just some text, not compressed\n".to_vec(), "plain text", Kind::NotGzip)]
@@ -502,7 +498,6 @@ async fn stage1_an_error_ends_the_upload_without_waiting_for_the_rest_of_the_bod
 #[case::length_changed(Damage::LengthChanged.apply(sample_gz()), &Damage::LengthChanged.to_string(), Kind::Corrupt)]
 #[case::unknown_method(Damage::UnknownMethod.apply(sample_gz()), &Damage::UnknownMethod.to_string(), Kind::Corrupt)]
 #[case::garbage_after_the_end(Damage::GarbageAfterTheEnd.apply(sample_gz()), &Damage::GarbageAfterTheEnd.to_string(), Kind::Corrupt)]
-#[kata_harness::test]
 async fn stage1_not_gzip_truncated_and_corrupt_are_told_apart(
     #[case] body: Vec<u8>,
     #[case] what: &str,
@@ -531,10 +526,9 @@ async fn stage1_not_gzip_truncated_and_corrupt_are_told_apart(
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::gzip(gzip(b"split after its first byte\n", 6), None)]
 #[case::one_bit_off(b"\x1f\x8c\x08\x00\x00\x00\x00\x00\x00\x03 and more".to_vec(), Some(Kind::NotGzip))]
-#[kata_harness::test]
 async fn stage1_the_magic_bytes_are_checked_even_when_they_come_in_two_reads(
     #[case] body: Vec<u8>,
     #[case] expected: Option<Kind>,
@@ -568,7 +562,7 @@ async fn stage1_the_magic_bytes_are_checked_even_when_they_come_in_two_reads(
     }
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::several_members(
     [gzip(b"first member\n", 6), gzip(b"second member\n", 1)].concat(),
     b"first member\nsecond member\n".to_vec(),
@@ -579,7 +573,6 @@ async fn stage1_the_magic_bytes_are_checked_even_when_they_come_in_two_reads(
     support::TOOL_TEXT.as_bytes().to_vec(),
     "gzip made by the gzip tool, with a file name and a time in its header"
 )]
-#[kata_harness::test]
 async fn stage1_any_valid_gzip_is_decoded(
     #[case] body: Vec<u8>,
     #[case] expected: Vec<u8>,
@@ -703,10 +696,9 @@ enum Fill {
 }
 
 // A disk that fills up: the test runs in a child process whose files cannot grow past 128 KiB.
-#[rstest]
+#[kata_harness::test(file_size_limit = 131072)]
 #[case::half_way(Fill::HalfWay)]
 #[case::at_the_last_byte(Fill::AtTheLastByte)]
-#[kata_harness::test(file_size_limit = 131072)]
 async fn stage1_a_destination_that_fills_up_is_a_write_error(#[case] fill: Fill) {
     let dir = TestDir::new();
     let limit = file_size_limit_here(&dir).expect("this test runs under a file-size limit");
@@ -911,12 +903,11 @@ fn check_status(what: &str, answer: &Answer, expected: u16, hint: &kata_harness:
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::with_a_content_length("report.txt", false)]
 #[case::chunked("report.txt", true)]
 #[case::a_name_with_dots_dashes_and_underscores("my-report_2024.v2.txt", false)]
 #[case::the_longest_name_allowed(&"n".repeat(255), false)]
-#[kata_harness::test]
 async fn stage2_an_upload_is_stored_and_answered_201_with_its_size(
     #[case] name: &str,
     #[case] chunked: bool,
@@ -958,7 +949,7 @@ async fn stage2_an_upload_is_stored_and_answered_201_with_its_size(
     check_listing(&dir, &[name], "the upload", &STAGE2.hint(NO_STRAYS));
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::empty("/uploads/")]
 #[case::a_slash("/uploads/a/b")]
 #[case::an_encoded_slash("/uploads/a%2Fb")]
@@ -967,7 +958,6 @@ async fn stage2_an_upload_is_stored_and_answered_201_with_its_size(
 #[case::hidden("/uploads/.env")]
 #[case::a_space("/uploads/a%20b")]
 #[case::too_long(&format!("/uploads/{}", "n".repeat(256)))]
-#[kata_harness::test]
 async fn stage2_a_bad_name_is_400_and_nothing_is_written(#[case] path: &str) {
     let dir = TestDir::new();
     let inner = dir.mkdir("uploads");
@@ -1014,14 +1004,13 @@ async fn stage2_a_bad_name_is_400_and_nothing_is_written(#[case] path: &str) {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::root("PUT", "/")]
 #[case::uploads_alone("PUT", "/uploads")]
 #[case::singular("PUT", "/upload/report.txt")]
 #[case::a_longer_word("PUT", "/uploadsx/report.txt")]
 #[case::upper_case("PUT", "/UPLOADS/report.txt")]
 #[case::elsewhere("GET", "/files/report.txt")]
-#[kata_harness::test]
 async fn stage2_other_paths_are_404(#[case] method: &str, #[case] path: &str) {
     let dir = TestDir::new();
     let request = if method == "PUT" {
@@ -1043,12 +1032,11 @@ async fn stage2_other_paths_are_404(#[case] method: &str, #[case] path: &str) {
     check_listing(&dir, &[], "the request", &STAGE2.hint(NO_STRAYS));
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::get("GET")]
 #[case::post("POST")]
 #[case::delete("DELETE")]
 #[case::patch("PATCH")]
-#[kata_harness::test]
 async fn stage2_other_methods_are_405_with_allow_put(#[case] method: &str) {
     let dir = TestDir::new();
     let mut request = Req::put("/uploads/report.txt", gzip(b"hello\n", 6));
@@ -1070,13 +1058,12 @@ async fn stage2_other_methods_are_405_with_allow_put(#[case] method: &str) {
     check_listing(&dir, &[], "the request", &STAGE2.hint(NO_STRAYS));
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::no_encoding(None)]
 #[case::identity(Some("identity"))]
 #[case::brotli(Some("br"))]
 #[case::deflate(Some("deflate"))]
 #[case::twice_gzip(Some("gzip, gzip"))]
-#[kata_harness::test]
 async fn stage2_a_body_not_declared_gzip_is_415(#[case] encoding: Option<&str>) {
     let dir = TestDir::new();
     let request =
@@ -1108,10 +1095,9 @@ async fn stage2_a_body_not_declared_gzip_is_415(#[case] encoding: Option<&str>) 
     check_listing(&dir, &[], "the request", &STAGE2.hint(NO_STRAYS));
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::upper_case("GZIP")]
 #[case::old_name("x-gzip")]
-#[kata_harness::test]
 async fn stage2_gzip_may_be_spelled_in_any_case_or_as_x_gzip(#[case] encoding: &str) {
     let dir = TestDir::new();
     let request = Req::put("/uploads/report.txt", gzip(b"hello\n", 6))
@@ -1126,11 +1112,10 @@ async fn stage2_gzip_may_be_spelled_in_any_case_or_as_x_gzip(#[case] encoding: &
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::not_gzip(b"plain text\n".to_vec(), "not gzip")]
 #[case::truncated(Damage::CutInTheData.apply(sample_gz()), "truncated")]
 #[case::corrupt(Damage::CrcChanged.apply(sample_gz()), "corrupt")]
-#[kata_harness::test]
 async fn stage2_bad_gzip_is_400_and_says_which(#[case] body: Vec<u8>, #[case] word: &str) {
     let dir = TestDir::new();
     dir.write("report.txt", "precious");
@@ -1161,10 +1146,9 @@ async fn stage2_bad_gzip_is_400_and_says_which(#[case] body: Vec<u8>, #[case] wo
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::plain(false)]
 #[case::expecting_100_continue(true)]
-#[kata_harness::test]
 async fn stage2_a_content_length_over_the_cap_is_413_before_any_body_byte(#[case] expect: bool) {
     let dir = TestDir::new();
     let cap = MIB as u64;
@@ -1256,10 +1240,9 @@ async fn stage2_a_content_length_of_exactly_the_cap_is_accepted() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::over_the_compressed_cap(gzip(&data::random_bytes(6, 2 * MIB), 0), "compressed")]
 #[case::over_the_decompressed_cap(zip_bomb(16), "decompressed")]
-#[kata_harness::test]
 async fn stage2_a_chunked_body_over_a_cap_is_413(#[case] body: Vec<u8>, #[case] word: &str) {
     let dir = TestDir::new();
     let limits = Limits {
@@ -1405,10 +1388,9 @@ async fn stage2_when_every_slot_is_taken_the_next_upload_gets_503_at_once() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::refused(false)]
 #[case::abandoned(true)]
-#[kata_harness::test]
 async fn stage2_a_failed_or_abandoned_upload_gives_its_slot_back(#[case] abandoned: bool) {
     let dir = TestDir::new();
     let server = Server::new(settings(&dir, ROOMY, 1));
@@ -2122,13 +2104,12 @@ async fn stage3_the_client_stops_reading_when_the_connection_stops_taking() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::empty(Input::Empty)]
 #[case::one_byte(Input::OneByte)]
 #[case::every_byte_value(Input::EveryByteValue)]
 #[case::text(Input::Text(300 * KIB))]
 #[case::random(Input::Random(MIB))]
-#[kata_harness::test]
 async fn stage3_uploads_round_trip_byte_for_byte(#[case] input: Input) {
     let dir = TestDir::new();
     let server = server(&dir);
@@ -2154,11 +2135,10 @@ async fn stage3_uploads_round_trip_byte_for_byte(#[case] input: Input) {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::bad_name(".hidden", Limits { ..ROOMY }, 4, 400, "name", None)]
 #[case::server_full("report.txt", Limits { ..ROOMY }, 0, 503, "try again", Some(RETRY_AFTER_SECS))]
 #[case::over_the_cap("report.txt", Limits { compressed: 64 * 1024, ..ROOMY }, 4, 413, "compressed", None)]
-#[kata_harness::test]
 async fn stage3_a_refusal_is_an_error_with_the_status_and_the_message(
     #[case] name: &str,
     #[case] limits: Limits,
@@ -2261,11 +2241,10 @@ async fn stage3_a_source_that_fails_is_a_source_error_and_the_request_is_aborted
     check_listing(&dir, &[], "the failed upload", &STAGE3.hint(NO_STRAYS));
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::a_space_in_the_name("localhost", "my report.txt")]
 #[case::a_newline_in_the_name("localhost", "report\n.txt")]
 #[case::a_newline_in_the_host("local\nhost", "report.txt")]
-#[kata_harness::test]
 async fn stage3_a_name_or_host_that_cannot_be_in_a_request_is_a_target_error(
     #[case] host: &str,
     #[case] name: &str,
@@ -2294,10 +2273,9 @@ async fn stage3_a_name_or_host_that_cannot_be_in_a_request_is_a_target_error(
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::not_a_number("hello\n")]
 #[case::another_size("5\n")]
-#[kata_harness::test]
 async fn stage3_a_201_that_is_not_the_size_sent_is_an_answer_error(#[case] body: &str) {
     // The test plays a server that answers 201 with `body` once it has the whole request.
     let (io, mut far) = pipe();

@@ -35,7 +35,6 @@ use kata_harness::{Stage, ms};
 use memory_leak_listener::{
     BUFFER_SIZE, ConfigChanged, Request, Response, WORK, fixed_handler, leaky_handler, measure,
 };
-use rstest::rstest;
 use support::{
     Clean, Crowd, Leak, check_heap_per_request, check_verdict, crowd_on_threads, request_with_body,
 };
@@ -122,12 +121,11 @@ async fn stage1_measure_flags_the_leaky_handler() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::that_subscribes_nothing(Clean::SubscribesNothing)]
 #[case::that_unsubscribes(Clean::Unsubscribes)]
 #[case::that_builds_a_table_once(Clean::BuildsATableOnce)]
 #[case::that_uses_a_scratch_buffer(Clean::UsesAScratchBuffer)]
-#[kata_harness::test]
 async fn stage1_measure_does_not_flag_a_clean_handler(#[case] handler: Clean) {
     let report = handler.measure(&EventEmitter::new(), CLEAN).await;
     let what = format!("measure of {}, {CLEAN} requests", handler.name());
@@ -154,12 +152,11 @@ async fn stage1_measure_does_not_flag_a_clean_handler(#[case] handler: Clean) {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::an_empty_listener(Leak::EmptyListener, CLEAN)]
 #[case::every_body_in_a_list(Leak::KeepsEveryBody, LEAKING)]
 #[case::eight_bytes_over_100_requests(Leak::EightBytes, 100)]
 #[case::eight_bytes_over_1000_requests(Leak::EightBytes, CLEAN)]
-#[kata_harness::test]
 async fn stage1_measure_flags_smaller_leaks(#[case] handler: Leak, #[case] requests: u64) {
     let report = handler.measure(&EventEmitter::new(), requests).await;
     let what = format!("measure of {}, {requests} requests", handler.name());
@@ -215,11 +212,10 @@ async fn stage1_measure_counts_the_listeners_requests_leave_not_those_already_th
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::zero(0)]
 #[case::one(1)]
 #[case::five(5)]
-#[kata_harness::test]
 async fn stage1_measure_takes_any_number_of_requests(#[case] requests: u64) {
     let hint = STAGE1.hint(
         "few requests must work too: with fewer than 50 a batch of requests / 50 is 0 \
@@ -260,11 +256,10 @@ async fn stage1_measure_takes_any_number_of_requests(#[case] requests: u64) {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::one(1)]
 #[case::five(5)]
 #[case::two_hundred(LEAKING)]
-#[kata_harness::test]
 async fn stage1_measure_samples_rss_from_the_first_request_to_the_last(#[case] requests: u64) {
     if RssSampler::current().is_none() {
         // memory-stats cannot read RSS on this platform: nothing to sample.
@@ -308,12 +303,11 @@ async fn stage1_measure_samples_rss_from_the_first_request_to_the_last(#[case] r
 //                              on(..)    change    change  1 listener   Response { id: 7, accepted }
 //                                        (heard)   (heard)              0 listeners, the body freed
 
-#[rstest]
+#[kata_harness::test]
 #[case::no_change(&[], true)]
 #[case::a_limit_below_the_body(&[BUFFER_SIZE - 1], false)]
 #[case::a_limit_equal_to_the_body(&[BUFFER_SIZE], true)]
 #[case::a_lower_limit_at_the_second_change(&[2 * BUFFER_SIZE, BUFFER_SIZE - 1], false)]
-#[kata_harness::test]
 async fn stage2_the_fixed_handler_hears_every_change_while_it_works(
     #[case] limits: &'static [usize],
     #[case] accepted: bool,
@@ -443,10 +437,9 @@ async fn stage2_each_request_leaves_nothing_behind() {
 //                            |----------X  dropped: its listener and its body go with it,
 //                            1 listener    0 listeners from then on
 
-#[rstest]
+#[kata_harness::test]
 #[case::at_its_first_poll(Duration::ZERO)]
 #[case::half_way(WORK / 2)]
-#[kata_harness::test]
 async fn stage2_a_request_dropped_half_way_leaves_nothing_behind(#[case] dropped_at: Duration) {
     let server = EventEmitter::new();
     let request = Request::new(1);

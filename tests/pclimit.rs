@@ -35,7 +35,6 @@ use kata_harness::report::{check, check_eq, check_seq, fail};
 use kata_harness::timing::{Timeline, assert_elapsed, assert_schedule};
 use kata_harness::{Stage, ms};
 use pclimit::{LimitError, PCLimit, RunError, scope};
-use rstest::rstest;
 use support::{
     PATIENCE, Panic, Race, Removal, calls_from_two_threads, carrying, check_counts, explode, gated,
     idle_of, joined, limiter, outcome, race_the_last_job, start_times, started, timed, watched,
@@ -93,14 +92,13 @@ async fn stage1_invalid_limits_are_rejected() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::more_jobs_than_slots(10, 3)]
 #[case::an_exact_number_of_rounds(9, 3)]
 #[case::fewer_jobs_than_slots(2, 4)]
 #[case::one_at_a_time(5, 1)]
 #[case::many(100, 16)]
 #[case::no_limit_in_practice(20, usize::MAX)]
-#[kata_harness::test]
 async fn stage1_never_more_than_the_limit_and_the_limit_is_reached(
     #[case] jobs: usize,
     #[case] concurrency: usize,
@@ -945,11 +943,10 @@ async fn stage1_idle_returns_the_instant_the_last_job_ends() {
 // idle() waits for jobs that are queued but not started, and returns when the last of them is
 // removed with nothing running (no slot is freed then: the removal itself must wake it).
 
-#[rstest]
+#[kata_harness::test]
 #[case::by_clear_queue(Removal::ClearQueue)]
 #[case::by_abort(Removal::Abort)]
 #[case::by_dropping_its_handle(Removal::DropHandle)]
-#[kata_harness::test]
 async fn stage1_idle_returns_when_the_last_waiting_job_is_removed(#[case] how: Removal) {
     let limit = limiter(1, &STAGE1.hint("PCLimit::new(1) is a valid limit"));
     // The runtime has not had a turn: the job is queued, not started.
@@ -1076,11 +1073,10 @@ async fn stage2_each_caller_gets_its_own_result_or_error() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::literal(Panic::Literal, Some("job exploded"))]
 #[case::formatted(Panic::Formatted, Some("job 2 exploded"))]
 #[case::not_text(Panic::NotText, None)]
-#[kata_harness::test]
 async fn stage2_a_panicking_job_affects_only_its_caller_and_returns_its_slot(
     #[case] how: Panic,
     #[case] message: Option<&str>,
@@ -1229,10 +1225,9 @@ async fn stage2_cancelling_a_waiting_job_removes_it_from_the_queue() {
 //   job 0     |===================x cancelled
 //   job 1                         |=========|
 
-#[rstest]
+#[kata_harness::test]
 #[case::by_abort(true)]
 #[case::by_dropping_its_handle(false)]
-#[kata_harness::test]
 async fn stage2_a_cancelled_running_job_frees_its_slot(#[case] abort: bool) {
     let timeline = Timeline::start();
     let limit = limiter(1, &STAGE2.hint("PCLimit::new(1) is a valid limit"));
@@ -1301,10 +1296,9 @@ async fn stage2_a_cancelled_running_job_frees_its_slot(#[case] abort: bool) {
 //   set_concurrency(2)       job 1 gets the second slot (its task has not run yet)
 //   abort() or drop job 1    its slot comes back: a new job can use it
 
-#[rstest]
+#[kata_harness::test]
 #[case::by_abort(true)]
 #[case::by_dropping_its_handle(false)]
-#[kata_harness::test]
 async fn stage2_a_job_cancelled_before_its_task_ran_gives_its_slot_back(#[case] abort: bool) {
     let limit = limiter(1, &STAGE2.hint("PCLimit::new(1) is a valid limit"));
     let (gate, job) = gated(0);

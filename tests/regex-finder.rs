@@ -31,7 +31,6 @@ use kata_harness::report::{self, check, check_eq, fail};
 use kata_harness::{Stage, data, ms};
 use regex::Regex;
 use regex_finder::{End, Error, FileRead, FindRegex, FindRegexError, Match, Start, find_regex};
-use rstest::rstest;
 use support::{
     Event, GatedPipe, NEEDLE, called_once, check_events, error, file_read, find_regex_ok, finder,
     found, listen, measured_search, observe, search, search_with_callback, shorten, start,
@@ -125,7 +124,7 @@ async fn stage1_end_comes_last_once_and_the_task_ends() {
         .await;
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::one_match("abc 42 def\n", &[(1, "42")], "a Match's text is the matched text, not the line")]
 #[case::several_on_a_line(
     "1 22 333\n",
@@ -159,7 +158,6 @@ async fn stage1_end_comes_last_once_and_the_task_ends() {
     "a file without matches gives FileRead and nothing else"
 )]
 #[case::empty_file("", &[], "an empty file gives FileRead and nothing else: it has no lines")]
-#[kata_harness::test]
 async fn stage1_finds_every_match_with_its_line_and_text(
     #[case] contents: &str,
     #[case] matches: &[(usize, &str)],
@@ -540,11 +538,10 @@ async fn stage1_several_failing_files_in_a_row_are_each_reported() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::unclosed_group("(unclosed")]
 #[case::unclosed_class("[a-")]
 #[case::nothing_to_repeat("*oops")]
-#[kata_harness::test]
 async fn stage1_an_invalid_pattern_is_an_error_at_construction(#[case] pattern: &str) {
     let result = FindRegex::new(pattern);
     let Err(FindRegexError::InvalidPattern {

@@ -27,7 +27,6 @@ use kata_harness::leaks::TaskBaseline;
 use kata_harness::report::{check, check_eq, check_seq, fail};
 use kata_harness::timing::{At, assert_elapsed, assert_schedule};
 use kata_harness::{Hint, Stage, ms};
-use rstest::rstest;
 use supervised_workers::{
     Cause, ConfigError, Delivery, Failure, Policy, Pool, PoolError, Report, Restart,
 };
@@ -83,10 +82,9 @@ fn finished(restarts: usize) -> Result<Report<Job, Boom>, PoolError<Job, Boom>> 
 // ---------------------------------------------------------------------------------------------
 // Stage 1: a bounded queue, long-lived consumers, and closing the queue to finish.
 
-#[rstest]
+#[kata_harness::test]
 #[case::no_consumers(0, 1, ConfigError::NoConsumers, "consumer")]
 #[case::no_room_in_the_queue(3, 0, ConfigError::ZeroCapacity, "capacity")]
-#[kata_harness::test]
 async fn stage1_zero_consumers_or_zero_capacity_is_a_typed_error(
     #[case] consumers: usize,
     #[case] capacity: usize,
@@ -173,12 +171,11 @@ async fn stage1_three_producers_and_three_consumers_finish_at_300ms() {
 // takes it, so the k-th send goes through the moment item k - capacity is taken (all at 0 ms
 // while there is room). 9 jobs of 100 ms, from producers a, b, c.
 
-#[rstest]
+#[kata_harness::test]
 #[case::three_consumers_one_place(3, 1, [0, 0, 0, 0, 100, 100, 100, 200, 200], 300)]
 #[case::three_consumers_two_places(3, 2, [0, 0, 0, 0, 0, 100, 100, 100, 200], 300)]
 #[case::two_consumers_one_place(2, 1, [0, 0, 0, 100, 100, 200, 200, 300, 300], 500)]
 #[case::one_consumer_three_places(1, 3, [0, 0, 0, 0, 100, 200, 300, 400, 500], 900)]
-#[kata_harness::test]
 async fn stage1_producers_wait_for_room_in_the_queue(
     #[case] consumers: usize,
     #[case] capacity: usize,
@@ -563,11 +560,10 @@ async fn stage2_everything_else_stops_at_the_failure() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::early(7)]
 #[case::in_the_middle(150)]
 #[case::late(2_345)]
-#[kata_harness::test]
 async fn stage2_a_failure_is_seen_the_instant_it_happens(#[case] after: u64) {
     let hint = STAGE2.hint("the supervisor must return at the first failure");
     let jobs = vec![vec![job("w", 5_000), failing("x", after)]];
@@ -634,10 +630,9 @@ async fn stage2_every_consumer_failing_at_once_still_returns_at_once() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::a_str_payload(How::PanicStr)]
 #[case::a_string_payload(How::PanicString)]
-#[kata_harness::test]
 async fn stage2_a_panic_is_a_failure_with_its_message(#[case] how: How) {
     let hint = STAGE2.hint("a panicking consumer is a failed consumer: return at the panic");
     let jobs = vec![vec![panicking("P", 60, how), job("q", 100)]];
@@ -1183,7 +1178,7 @@ fn summary(run: &Run) -> String {
 //   exactly 1 s ago is out: f1 fails at 100; f2 at 1100 (0: 100 is exactly 1 s ago)
 //   no restart allowed:     f1 fails at 100
 
-#[rstest]
+#[kata_harness::test]
 #[case::old_restarts_leave_the_window(
     2,
     vec![
@@ -1214,7 +1209,6 @@ fn summary(run: &Run) -> String {
     "BudgetExhausted after 0 restart(s), at f1",
     100
 )]
-#[kata_harness::test]
 async fn stage4_the_budget_counts_restarts_in_a_sliding_window(
     #[case] max_restarts: usize,
     #[case] jobs: Vec<Job>,

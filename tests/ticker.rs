@@ -21,7 +21,6 @@ use kata_harness::leaks::TaskBaseline;
 use kata_harness::report::{check, check_eq, fail};
 use kata_harness::timing::{assert_elapsed, assert_schedule, grid};
 use kata_harness::{Stage, ms};
-use rstest::rstest;
 use support::{Run, observe, observe_with, scripted_clock, slow_listener};
 use ticker::{INTERVAL, Ticker, TickerError, ticker};
 
@@ -55,14 +54,13 @@ async fn stage1_ticks_every_50ms_up_to_the_total() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::zero(0, 0)]
 #[case::just_below_one_interval(49, 0)]
 #[case::one_interval(50, 1)]
 #[case::just_above_one_interval(51, 1)]
 #[case::between_ticks(120, 2)]
 #[case::just_below_twenty(999, 19)]
-#[kata_harness::test]
 async fn stage1_tick_count_is_floor_of_total_over_50(#[case] total: u64, #[case] expected: u32) {
     let hint = STAGE1
         .hint("a tick is due at every multiple of 50 ms that is ≤ total, and at no other time");
@@ -275,12 +273,11 @@ async fn stage2_ticks_at_once_then_every_50ms() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::zero(0, 1)]
 #[case::just_below_one_interval(49, 1)]
 #[case::one_interval(50, 2)]
 #[case::between_ticks(120, 3)]
-#[kata_harness::test]
 async fn stage2_tick_count_is_one_more(#[case] total: u64, #[case] expected: u32) {
     let hint =
         STAGE2.hint("an immediate ticker ticks at 0 ms and at every multiple of 50 ms ≤ total");

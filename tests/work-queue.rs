@@ -32,7 +32,6 @@ use kata_harness::probe::ConcurrencyProbe;
 use kata_harness::report::{check, check_eq, check_seq, fail};
 use kata_harness::timing::{Timeline, assert_elapsed, assert_schedule};
 use kata_harness::{Stage, blocking, ms, stress};
-use rstest::rstest;
 use support::{
     PATIENCE, Payload, Stuck, explode, fewer_at_once, join, join_race, never_returned,
     push_from_two_threads, queue, sleeping,
@@ -68,13 +67,12 @@ async fn stage1_zero_concurrency_is_an_error() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::more_jobs_than_workers(10, 3)]
 #[case::an_exact_number_of_rounds(9, 3)]
 #[case::fewer_jobs_than_workers(2, 4)]
 #[case::one_worker(5, 1)]
 #[case::many_workers(100, 7)]
-#[kata_harness::test]
 async fn stage1_runs_at_most_concurrency_jobs_and_reaches_it(
     #[case] jobs: usize,
     #[case] concurrency: usize,
@@ -776,12 +774,11 @@ async fn stage1_classifies_0_to_100_000_exactly() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::shuffled((0..1000).map(|i| (i * 7 + 3) % 1000).collect())]
 #[case::empty(vec![])]
 #[case::repeated_numbers(vec![4, 4, 7, 0, 7, 4, 0])]
 #[case::the_largest_numbers(vec![u64::MAX, 0, u64::MAX - 1, 1, u64::MAX])]
-#[kata_harness::test]
 async fn stage1_classify_keeps_every_number_in_input_order(#[case] numbers: Vec<u64>) {
     let expected = Parity {
         evens: numbers.iter().copied().filter(|n| n % 2 == 0).collect(),
@@ -1061,10 +1058,9 @@ async fn stage2_dropping_a_handle_while_its_job_runs() {
     );
 }
 
-#[rstest]
+#[kata_harness::test]
 #[case::with_a_literal_message(Payload::Literal, "boom")]
 #[case::with_a_formatted_message(Payload::Formatted, "boom 7")]
-#[kata_harness::test]
 async fn stage2_a_panicking_job_is_reported_through_its_handle(
     #[case] payload: Payload,
     #[case] message: &'static str,

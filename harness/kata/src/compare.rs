@@ -583,7 +583,7 @@ fn bytes(n: u64) -> String {
     }
 }
 
-/// Long rstest names lose their middle, not their case name.
+/// Long case names (`stage1_what::case_3_how`) lose their middle, not their case name.
 fn shorten(name: &str, width: usize) -> String {
     let chars: Vec<char> = name.chars().collect();
     if chars.len() <= width {
