@@ -110,7 +110,7 @@ test-harness:
 test-examples:
     cargo test --locked --doc $(for dir in solutions/*/; do printf -- '--package %s-solution ' "$(basename "$dir")"; done)
 
-# The runner builds silently (`--quiet`); the first time that is most of a minute, so say why.
+# The runner builds silently (`--quiet`); the first time takes some seconds, so say why.
 [private]
 _runner:
-    @test -x "${CARGO_TARGET_DIR:-target}/debug/kata" || echo "Building the kata runner (the first time only, about a minute)..." >&2
+    @test -x "${CARGO_TARGET_DIR:-target}/debug/kata" || echo "Building the kata runner (the first time only, about ten seconds)..." >&2

@@ -1,6 +1,6 @@
 //! A progress bar for runs over several katas, drawn on stderr when it is a terminal.
 //!
-//! Building and running eight suites takes a while the first time; a bar that says which kata
+//! Building and running every suite takes a while the first time; a bar that says which kata
 //! is building tells the learner that something is happening. In a log or a pipe it draws
 //! nothing: a plain line per kata is printed by the caller instead.
 

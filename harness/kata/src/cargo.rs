@@ -5,8 +5,8 @@
 //! crate built, and the test binary's path at the end, while the compiler's own messages still
 //! come as the compiler writes them, colours included. The runner forwards those messages
 //! and, between them, says the build is alive: a progress line in a terminal, a line every few
-//! seconds in a log. A learner's first build compiles tokio and takes a minute or more; a
-//! silent minute looks like a hang.
+//! seconds in a log. A learner's first build compiles syn, tokio and the harness (ten to twenty
+//! seconds on two cores, longer on a slow machine), and a silent wait looks like a hang.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
@@ -245,7 +245,7 @@ impl Alive {
             return;
         }
         let text = format!(
-            "building: {} crate(s) compiled{}, {}s (the first build of a kata takes a minute or two)",
+            "building: {} crate(s) compiled{}, {}s (a first build takes up to a minute; later ones reuse it)",
             self.crates,
             if self.last_crate.is_empty() {
                 String::new()
