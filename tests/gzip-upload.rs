@@ -859,14 +859,17 @@ async fn stage1_decompressing_happens_off_the_runtime_thread() {
     let what = "receive(4 MiB of random letters, upload)";
     expect_ok(what, result, &STAGE1.hint(NOTHING_FAILS));
     eprintln!("{what}: the runtime's thread: {cost}; decompressing: {decompressing:.1?}");
-    let limit = decompressing / 3;
+    // Half, not the third the compressing checks allow: inflating is three times cheaper than
+    // deflating, so the runtime's own share (reading the body, handing chunks to the file) is a
+    // larger part of it. A decoder on the runtime's thread costs all of it and more.
+    let limit = decompressing / 2;
     check(
         &format!("{what}: the runtime's thread did the decompressing"),
         cost.figure() < limit,
         format_args!("{cost}: every other task waited that long"),
         format_args!(
-            "under {limit:.1?}, a third of the {decompressing:.1?} that decompressing these bytes \
-             takes here"
+            "under {limit:.1?}, half the {decompressing:.1?} that decompressing these bytes takes \
+             here"
         ),
         &STAGE1.hint(
             "decompressing is CPU work with no .await in it: run each round of it inside \

@@ -91,8 +91,9 @@ impl Fixture {
                 "[workspace]\nresolver = \"3\"\nmembers = [\"exercises/*\", \"solutions/*\"]\n\n\
                  [workspace.dependencies]\nkata-harness = {{ path = {:?} }}\n\
                  tokio = {{ version = \"1.48\", features = [\"full\", \"test-util\"] }}\n\n\
-                 [profile.dev]\ndebug = \"line-tables-only\"\n",
-                harness.display().to_string()
+                 {}",
+                harness.display().to_string(),
+                profiles(),
             ),
         );
         // The repository's lock file pins the same versions its own build uses (and downloaded).
@@ -171,9 +172,22 @@ impl Fixture {
     }
 }
 
+/// The repository's `[profile...]` sections, so that the fixture builds tokio and the harness
+/// exactly as the repository does and finds them already built.
+fn profiles() -> String {
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let start = manifest
+        .find("\n[profile.")
+        .expect("Cargo.toml has profiles");
+    manifest[start..].to_owned()
+}
+
 /// The fixture's build directory, shared by every copy and kept between runs.
 fn shared_target() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("kata-fixture")
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR is target/tmp")
+        .to_owned()
 }
 
 #[test]
