@@ -110,9 +110,24 @@ enum Action {
     },
 }
 
+/// `kata profile <kata> --help` is the demo's help, not this command's: everything after the
+/// kata's name belongs to the demo, so a `--` goes in front of it (clap would otherwise take a
+/// `--help` or `-h` there as its own). `kata profile --help` still shows this command's help.
+fn demo_arguments_as_given(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let is_profile = args.get(1).is_some_and(|arg| arg == "profile");
+    let named_a_kata = args
+        .get(2)
+        .is_some_and(|arg| !arg.to_string_lossy().starts_with('-'));
+    let demo_has_arguments = args.get(3).is_some_and(|arg| arg != "--");
+    if is_profile && named_a_kata && demo_has_arguments {
+        args.insert(3, "--".into());
+    }
+    args
+}
+
 fn main() -> ExitCode {
     output::end_quietly_on_a_closed_pipe();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(demo_arguments_as_given(std::env::args_os().collect()));
     let result = match cli.action.unwrap_or(Action::Status) {
         Action::Status => status::run(),
         Action::Test {

@@ -524,6 +524,18 @@ fn bad_names_and_settings_get_one_clear_error() {
         "{}",
         run.stderr
     );
+    // After the kata's name, `--help` is the demo's: it reaches the demo (here, none).
+    let run = fixture.kata(&["profile", "solved", "--help"]);
+    run.succeeded(false).never_says("Arguments for the demo");
+    assert!(
+        run.stderr.contains("kata solved has no demo to profile"),
+        "{}",
+        run.stderr
+    );
+    fixture
+        .kata(&["profile", "--help"])
+        .succeeded(true)
+        .says(&["Arguments for the demo"]);
 }
 
 #[test]
