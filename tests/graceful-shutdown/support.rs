@@ -413,7 +413,10 @@ const ARMED_WAIT: Duration = Duration::from_millis(20);
 
 /// Races `cancelled()` against `cancel()` on a runtime of 2 worker threads, `attempts` times or
 /// for `budget` of real time, whichever ends first, and says in which attempt (from 1), if any,
-/// a waiter was never woken. (A lost wake-up shows within a few hundred attempts, about 0.2 s.)
+/// a waiter was never woken. (On two cores a lost wake-up shows after about 10,000 attempts on
+/// average, so the test makes 50,000, about a second, to catch it in about 99 runs in 100: the
+/// cancel must land in a gap of a few instructions, and `cancel()` itself takes a lock between
+/// raising the flag and waking the waiters.)
 ///
 /// An attempt, on a fresh token: a task on a worker thread waits until a waiter is pending, spins
 /// a little (a different time each attempt) and cancels the token, while this thread starts
