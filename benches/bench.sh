@@ -138,7 +138,7 @@ done
   fifteen: the gzip suites stream megabytes in real time (memory that must stay flat, work
   that must stay off the runtime's thread), concat-files and the limiter katas race real
   threads, and graceful-shutdown races a cancel against its waiters 50,000 times. One kata's
-  suite, which is what a learner waits for, takes at most about 3 s.
+  suite, which is what a learner waits for, takes at most about 3.5 s.
 - **First steps.** `just` builds the runner and the first `just test` the harness, tokio and the
   kata. The longest chain in that build is syn -> tokio's macros -> tokio -> the harness -> the
   suite, so two choices keep it short: dependencies are compiled without optimisation (an
