@@ -859,9 +859,9 @@ async fn stage1_decompressing_happens_off_the_runtime_thread() {
     let what = "receive(4 MiB of random letters, upload)";
     expect_ok(what, result, &STAGE1.hint(NOTHING_FAILS));
     eprintln!("{what}: the runtime's thread: {cost}; decompressing: {decompressing:.1?}");
-    // Half, not the third the compressing checks allow: inflating is three times cheaper than
-    // deflating, so the runtime's own share (reading the body, handing chunks to the file) is a
-    // larger part of it. A decoder on the runtime's thread costs all of it and more.
+    // Half, not the third the compressing checks allow: inflating costs about half of what
+    // deflating does, so the runtime's own share (reading the body, handing chunks to the file)
+    // is a larger part of it. A decoder on the runtime's thread costs all of it and more.
     let limit = decompressing / 2;
     check(
         &format!("{what}: the runtime's thread did the decompressing"),

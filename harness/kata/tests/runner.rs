@@ -3,8 +3,9 @@
 //! its own CLI.
 //!
 //! Every test works in its own copy of the fixture, so they can run in parallel and change
-//! files. The copies share one cargo target directory, so tokio and the harness are built once
-//! (the first run takes a minute on a cold machine; later ones seconds).
+//! files. The copies build in the repository's own target directory, with its profiles, so
+//! tokio and the proc macros the repository has built are reused, and the copies share what
+//! they build.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -182,7 +183,8 @@ fn profiles() -> String {
     manifest[start..].to_owned()
 }
 
-/// The fixture's build directory, shared by every copy and kept between runs.
+/// The fixture's build directory: the repository's (`target`, or `CARGO_TARGET_DIR`), shared by
+/// every copy and kept between runs. The runner's own files stay in each copy's `target/kata`.
 fn shared_target() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
